@@ -3,4 +3,15 @@
 //! The binary in `main.rs` is a thin clap front end; everything it does lives
 //! in this library so that tests and benchmarks drive the same code.
 
+pub mod diag;
+pub mod duration;
+pub mod exit;
+pub mod fsutil;
+pub mod plan;
+pub mod plugins;
+pub mod runbook;
+pub mod schema;
+pub mod source;
+pub mod template;
+pub mod upgrade;
 pub mod version;

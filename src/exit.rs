@@ -1,0 +1,15 @@
+//! Process exit codes. They are part of the interface (scripts branch on
+//! them), documented in the README, and never renumbered.
+
+/// Success.
+pub const OK: u8 = 0;
+/// A step failed and the upgrade failed.
+pub const STEP_FAILED: u8 = 1;
+/// Bad input: a runbook, upgrade file, plan or flag was refused.
+pub const BAD_INPUT: u8 = 2;
+/// The upgrade was stopped or force-stopped.
+pub const STOPPED: u8 = 3;
+/// Another upgrade holds the active-upgrade lock.
+pub const LOCKED: u8 = 4;
+/// An internal or environment error (I/O, database).
+pub const INTERNAL: u8 = 70;

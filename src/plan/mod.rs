@@ -1,0 +1,207 @@
+//! Plans: a runbook resolved against one upgrade file.
+//!
+//! Resolving = load the runbook and overlays, check the inputs and
+//! decisions, apply the mode rules to the versions, evaluate `when`,
+//! render parameters, build the DAG, order it, find the critical path and
+//! the ETA, and digest every source that went in.
+
+pub mod dag;
+pub mod render;
+pub mod resolve;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::runbook::model::{ForceStopMark, Gate, OnFailure, Phase, Skippable};
+use crate::version::Mode;
+
+pub use resolve::{plan, plan_runbook};
+
+/// The plan file's format version.
+pub const PLAN_FORMAT: u32 = 1;
+
+/// A resolved plan, as `plan -o plan.json` writes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Format of this document.
+    pub format: u32,
+    /// SHA-256 over every source the plan was made from (runbook layers and
+    /// the upgrade file); `apply` recomputes it and refuses a mismatch.
+    pub digest: String,
+    /// The sources, with their own digests.
+    pub sources: Vec<PlanSource>,
+    /// The runbook and its layers.
+    pub runbook: PlanRunbook,
+    /// Versions and mode.
+    pub upgrade: PlanUpgrade,
+    /// Which modes the versions allow, the default and the recommendation.
+    pub modes: crate::version::ModeAdvice,
+    /// Input values after defaults.
+    pub inputs: BTreeMap<String, Value>,
+    /// Decisions from the upgrade file.
+    pub decisions: crate::upgrade::Decisions,
+    /// Steps of the normal flow, in execution order.
+    pub steps: Vec<PlannedStep>,
+    /// Graceful-stop handler steps, in the order they run.
+    pub handlers: Vec<PlannedStep>,
+    /// Graceful-stop rules.
+    pub stop: PlanStop,
+    /// Force-stop rules.
+    pub force_stop: PlanForceStop,
+    /// The longest chain of estimates, first step first.
+    pub critical_path: Vec<String>,
+    /// Estimated time from start to the end of the last step, in seconds.
+    pub estimated_seconds: u64,
+    /// The rendered maintenance announcement.
+    pub announcement: String,
+}
+
+/// One file the plan was made from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanSource {
+    /// What it is: `runbook`, `site` or `upgrade`.
+    pub role: String,
+    /// Its path, or the shipped runbook's path.
+    pub path: String,
+    /// SHA-256 of its text.
+    pub sha256: String,
+}
+
+/// The runbook part of a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanRunbook {
+    /// Top layer's name.
+    pub name: String,
+    /// Top layer's version.
+    pub version: String,
+    /// Title.
+    pub title: String,
+    /// `name@version` of each layer, base first.
+    pub layers: Vec<String>,
+}
+
+/// The versions and mode of a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanUpgrade {
+    /// The mode this plan performs.
+    pub mode: Mode,
+    /// Installed version.
+    pub current_version: String,
+    /// Target version.
+    pub target_version: String,
+}
+
+/// Why a step will not run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "by")]
+pub enum SkipReason {
+    /// Its `when` rendered false.
+    Condition {
+        /// The condition as written.
+        when: String,
+    },
+    /// The upgrade file's `decisions.skip`.
+    Decision {
+        /// Whether a risk acknowledgment was given with it.
+        acknowledged: bool,
+    },
+}
+
+/// One step as it will run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStep {
+    /// Id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Wizard phase.
+    pub phase: Phase,
+    /// Plugin.
+    pub uses: String,
+    /// Parameters, rendered where they depend only on inputs, vars and the
+    /// upgrade; those reading step outputs are rendered when the step runs.
+    pub with: BTreeMap<String, Value>,
+    /// Dependencies.
+    pub needs: Vec<String>,
+    /// false: dependents start once this step has started.
+    pub blocking: bool,
+    /// Whether the operator may skip it.
+    pub skippable: Skippable,
+    /// The decision asked before it starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<Gate>,
+    /// Whether the gate is answered in advance by the upgrade file.
+    #[serde(default)]
+    pub approved: bool,
+    /// Expected duration, seconds.
+    pub estimate_seconds: u64,
+    /// Timeout, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    /// Further attempts after a failure.
+    pub retry_attempts: u32,
+    /// First backoff, seconds.
+    pub retry_backoff_seconds: u64,
+    /// Backoff ceiling, seconds.
+    pub retry_max_backoff_seconds: u64,
+    /// What a failure does.
+    pub on_failure: OnFailure,
+    /// May be re-run after a crash without asking.
+    pub idempotent: bool,
+    /// Set when the step will not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip: Option<SkipReason>,
+    /// A graceful stop is accepted while this step runs (or before it starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_window: Option<String>,
+    /// Keeps running through a force-stop.
+    #[serde(default)]
+    pub spared_by_force_stop: bool,
+    /// `base`, `site` or `base+site`.
+    pub origin: String,
+    /// Earliest start after the upgrade starts, seconds (from the estimates).
+    pub earliest_start: u64,
+    /// Earliest finish, seconds.
+    pub earliest_finish: u64,
+}
+
+/// Graceful-stop rules in a plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanStop {
+    /// The windows, described: "while `force-stop-tasks` runs", "before `shutdown` starts".
+    pub windows: Vec<StopWindowPlan>,
+    /// Handler ids, in order.
+    pub on_stop: Vec<String>,
+    /// Option answers: from the upgrade file, else the default.
+    pub options: BTreeMap<String, bool>,
+}
+
+/// One graceful-stop window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopWindowPlan {
+    /// While this step runs.
+    During(String),
+    /// Until this step starts.
+    Before(String),
+}
+
+/// Force-stop rules in a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanForceStop {
+    /// Allowed marks.
+    pub marks: Vec<ForceStopMark>,
+    /// Warning shown first.
+    pub warning: Option<String>,
+    /// Steps that keep running.
+    pub spares: Vec<String>,
+}
+
+impl Plan {
+    /// The step with this id (normal flow or handler).
+    pub fn step(&self, id: &str) -> Option<&PlannedStep> {
+        self.steps.iter().chain(&self.handlers).find(|s| s.id == id)
+    }
+}

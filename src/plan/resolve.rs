@@ -1,0 +1,719 @@
+//! Resolving a runbook against an upgrade file into a [`Plan`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::str::FromStr;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::diag::{Diag, Diags};
+use crate::duration;
+use crate::plan::dag::{self, Node};
+use crate::plan::{
+    PLAN_FORMAT, Plan, PlanForceStop, PlanRunbook, PlanSource, PlanStop, PlanUpgrade, PlannedStep,
+    SkipReason, StopWindowPlan,
+};
+use crate::runbook::model::{InputType, Phase, Skippable};
+use crate::runbook::{self, Runbook, RunbookStep};
+use crate::source::DocPath;
+use crate::template;
+use crate::upgrade::{ASK_PLATFORM, Upgrade};
+use crate::version::{Mode, ModeRule, UpgradePath, Version, advise};
+
+/// The announcement template used when no layer sets one.
+pub const DEFAULT_ANNOUNCEMENT: &str = include_str!("../../templates/announcement.md.hbs");
+
+/// What the planner needs from outside the files.
+pub struct PlanContext<'a> {
+    /// "Now", for datetime inputs that default to it (`YYYY-MM-DD hh:mm`).
+    pub now: jiff::civil::DateTime,
+    /// Answers `current_version = "platform"`.
+    pub platform_version: &'a dyn Fn() -> Result<Version, String>,
+}
+
+/// Loads the upgrade file at `path`, its runbook and overlays, and plans.
+pub fn plan(path: &Path, ctx: &PlanContext<'_>) -> Result<Plan, Diags> {
+    let upgrade = Upgrade::load(path)?;
+    let runbook = runbook::load_with_site(
+        &upgrade.file.runbook,
+        upgrade.file.site.as_deref(),
+        &upgrade.dir,
+    )
+    .map_err(|d| at_runbook_ref(&upgrade, d))?;
+    plan_runbook(&runbook, &upgrade, ctx)
+}
+
+/// A base that cannot be found is reported at the upgrade file's `runbook`.
+fn at_runbook_ref(upgrade: &Upgrade, mut diags: Diags) -> Diags {
+    for d in &mut diags.0 {
+        if d.file.name == "<command line>" {
+            let key = if upgrade.file.site.is_some() {
+                "site"
+            } else {
+                "runbook"
+            };
+            let located = upgrade.diag(&DocPath::root().key(key), d.message.clone());
+            *d = Diag {
+                hint: d.hint.clone(),
+                ..located
+            };
+        }
+    }
+    diags
+}
+
+/// Plans an already loaded runbook for `upgrade`.
+pub fn plan_runbook(
+    runbook: &Runbook,
+    upgrade: &Upgrade,
+    ctx: &PlanContext<'_>,
+) -> Result<Plan, Diags> {
+    let mut diags = Diags::default();
+    let versions = versions(upgrade, ctx, &mut diags);
+    let mode = mode(runbook, upgrade, &mut diags);
+    let inputs = inputs(runbook, upgrade, ctx, &mut diags);
+    decisions(runbook, upgrade, &mut diags);
+    let (Some(path), Some(mode)) = (versions, mode) else {
+        return Err(diags);
+    };
+    let advice = mode_advice(runbook, mode, &path);
+    if let Some(option) = advice.modes.iter().find(|o| o.mode == mode && !o.available) {
+        let reason = option.reason.clone().unwrap_or_default();
+        diags.push(
+            upgrade
+                .diag(
+                    &DocPath::root().key("target_version"),
+                    format!("{mode} is not available for this upgrade: {reason}"),
+                )
+                .hint(format!(
+                    "use the {} runbook ({}); {}",
+                    advice.recommended, advice.recommended, advice.why
+                )),
+        );
+    }
+    let context = json!({
+        "inputs": inputs,
+        "vars": runbook.vars,
+        "upgrade": {
+            "mode": mode,
+            "current_version": path.current.to_string(),
+            "target_version": path.target.to_string(),
+            "runbook": format!("{}@{}", runbook.name, runbook.version),
+        },
+    });
+    let hb = template::registry();
+    let mut steps = Vec::new();
+    let mut handlers = Vec::new();
+    for step in &runbook.steps {
+        let planned = plan_step(runbook, step, upgrade, &hb, &context, &mut diags);
+        if step.is_handler() {
+            handlers.push(planned);
+        } else {
+            steps.push(planned);
+        }
+    }
+    handlers.sort_by_key(|h| runbook.stop.on_stop.iter().position(|id| *id == h.id));
+    let announcement = announcement(runbook, &hb, &context, &mut diags);
+    diags.into_result(())?;
+    let (steps, critical_path, estimated_seconds) = schedule(steps);
+    let stop = plan_stop(runbook, upgrade);
+    Ok(Plan {
+        format: PLAN_FORMAT,
+        digest: String::new(),
+        sources: sources(runbook, upgrade),
+        runbook: PlanRunbook {
+            name: runbook.name.clone(),
+            version: runbook.version.clone(),
+            title: runbook.title.clone(),
+            layers: runbook
+                .layers
+                .iter()
+                .map(|l| format!("{}@{}", l.name, l.version))
+                .collect(),
+        },
+        upgrade: PlanUpgrade {
+            mode,
+            current_version: path.current.to_string(),
+            target_version: path.target.to_string(),
+        },
+        modes: advice,
+        inputs,
+        decisions: upgrade.file.decisions.clone(),
+        steps,
+        handlers,
+        stop,
+        force_stop: PlanForceStop {
+            marks: runbook.force_stop.marks.clone(),
+            warning: runbook.force_stop.warning.clone(),
+            spares: runbook.force_stop.spares.clone(),
+        },
+        critical_path,
+        estimated_seconds,
+        announcement,
+    }
+    .with_digest())
+}
+
+fn versions(upgrade: &Upgrade, ctx: &PlanContext<'_>, diags: &mut Diags) -> Option<UpgradePath> {
+    let at = |key: &str| DocPath::root().key(key);
+    let current = if upgrade.file.current_version == ASK_PLATFORM {
+        (ctx.platform_version)().map_err(|why| {
+            upgrade
+                .diag(
+                    &at("current_version"),
+                    format!("cannot ask the platform for its version: {why}"),
+                )
+                .hint("write the installed version instead, e.g. current_version = \"V5.1.2.02\"")
+        })
+    } else {
+        Version::from_str(&upgrade.file.current_version).map_err(|e| {
+            upgrade
+                .diag(&at("current_version"), e.message)
+                .hint(format!("{}, or \"{ASK_PLATFORM}\"", e.hint))
+        })
+    };
+    let current = current.map_err(|d| diags.push(d)).ok()?;
+    let target = upgrade.file.target_version.clone();
+    UpgradePath::new(current, target, upgrade.file.zero_downtime_compatible)
+        .map_err(|e| diags.push(upgrade.diag(&at("target_version"), e.message).hint(e.hint)))
+        .ok()
+}
+
+fn mode(runbook: &Runbook, upgrade: &Upgrade, diags: &mut Diags) -> Option<Mode> {
+    match (runbook.mode, upgrade.file.mode) {
+        (Some(a), Some(b)) if a != b => {
+            diags.push(
+                upgrade
+                    .diag(
+                        &DocPath::root().key("mode"),
+                        format!(
+                            "the upgrade asks for {b}, but runbook `{}` performs {a}",
+                            runbook.name
+                        ),
+                    )
+                    .hint(format!("use runbook = \"{b}@1\", or remove `mode`")),
+            );
+            None
+        }
+        (Some(m), _) | (None, Some(m)) => Some(m),
+        (None, None) => {
+            diags.push(
+                upgrade
+                    .diag(
+                        &DocPath::root().key("runbook"),
+                        format!("runbook `{}` declares no mode", runbook.name),
+                    )
+                    .hint("set `mode` in the upgrade file or the runbook"),
+            );
+            None
+        }
+    }
+}
+
+fn mode_advice(runbook: &Runbook, mode: Mode, path: &UpgradePath) -> crate::version::ModeAdvice {
+    let rules: Vec<(Mode, ModeRule)> = Mode::ALL
+        .iter()
+        .map(|&m| {
+            (
+                m,
+                if m == mode {
+                    runbook.availability.clone()
+                } else {
+                    ModeRule::dataphin(m)
+                },
+            )
+        })
+        .collect();
+    advise(path, &rules)
+}
+
+fn inputs(
+    runbook: &Runbook,
+    upgrade: &Upgrade,
+    ctx: &PlanContext<'_>,
+    diags: &mut Diags,
+) -> BTreeMap<String, Value> {
+    let at = DocPath::root().key("inputs");
+    for name in upgrade
+        .file
+        .inputs
+        .keys()
+        .filter(|k| !runbook.inputs.contains_key(*k))
+    {
+        let declared = runbook.inputs.keys().map(String::as_str);
+        let hint = crate::runbook::check::suggest(name, declared)
+            .map(|s| format!("did you mean `{s}`?"))
+            .unwrap_or_else(|| format!("runbook `{}` declares no such input", runbook.name));
+        diags.push(
+            upgrade
+                .diag(&at.key(name), format!("unknown input `{name}`"))
+                .hint(hint),
+        );
+    }
+    let mut values = BTreeMap::new();
+    for (name, spec) in &runbook.inputs {
+        let value = match (upgrade.file.inputs.get(name), &spec.default) {
+            (Some(v), _) => {
+                if let Err(why) = crate::upgrade::check_input_value(spec, v) {
+                    diags.push(
+                        upgrade
+                            .diag(&at.key(name), format!("input `{name}`: {why}"))
+                            .hint(input_hint(spec.kind)),
+                    );
+                }
+                v.clone()
+            }
+            (None, Some(d)) if spec.kind == InputType::Datetime && d == "now" => {
+                Value::from(ctx.now.strftime("%Y-%m-%d %H:%M").to_string())
+            }
+            (None, Some(d)) => d.clone(),
+            (None, None) if spec.required => {
+                diags.push(
+                    upgrade
+                        .diag(&at, format!("input `{name}` is required"))
+                        .hint(format!(
+                            "add `{name} = ...` under [inputs]{}",
+                            describe(spec)
+                        )),
+                );
+                continue;
+            }
+            (None, None) => continue,
+        };
+        values.insert(name.clone(), value);
+    }
+    values
+}
+
+fn describe(spec: &crate::runbook::model::InputSpec) -> String {
+    spec.description
+        .as_ref()
+        .map(|d| format!(": {d}"))
+        .unwrap_or_default()
+}
+
+fn input_hint(kind: InputType) -> &'static str {
+    match kind {
+        InputType::Datetime => "write it as YYYY-MM-DD hh:mm, e.g. \"2026-11-26 02:00\"",
+        InputType::Email => "write an address like ops@example.com",
+        InputType::Phone => "write a landline or mobile number, e.g. \"+86 571 8888 0000\"",
+        InputType::Version => "write a version like V5.1.2.02",
+        InputType::Bool => "write true or false",
+        InputType::Enum => "use one of the declared values",
+        InputType::String => "write a string in quotes",
+    }
+}
+
+fn decisions(runbook: &Runbook, upgrade: &Upgrade, diags: &mut Diags) {
+    let d = &upgrade.file.decisions;
+    let at = |key: &str, i: usize| DocPath::root().key("decisions").key(key).index(i);
+    let ids = || runbook.steps.iter().map(|s| s.step.id.as_str());
+    let unknown = |key: &str, i: usize, id: &str| {
+        let hint = crate::runbook::check::suggest(id, ids())
+            .map(|s| format!("did you mean `{s}`?"))
+            .unwrap_or_else(|| "`runbook plan` lists the step ids".into());
+        upgrade
+            .diag(
+                &at(key, i),
+                format!("decisions.{key} names `{id}`, which is not a step"),
+            )
+            .hint(hint)
+    };
+    for (i, id) in d.approve.iter().enumerate() {
+        match runbook.step(id) {
+            None => diags.push(unknown("approve", i, id)),
+            Some(s) if s.step.gate.is_none() => diags.push(
+                upgrade
+                    .diag(
+                        &at("approve", i),
+                        format!("step `{id}` has no gate to approve"),
+                    )
+                    .hint("list only steps with a `gate`"),
+            ),
+            Some(_) => {}
+        }
+    }
+    for (i, id) in d.skip.iter().enumerate() {
+        match runbook
+            .step(id)
+            .map(|s| s.step.skippable.unwrap_or_default())
+        {
+            None => diags.push(unknown("skip", i, id)),
+            Some(Skippable::No) => diags.push(
+                upgrade
+                    .diag(&at("skip", i), format!("step `{id}` cannot be skipped"))
+                    .hint("remove it from decisions.skip"),
+            ),
+            Some(Skippable::Ack) if !d.acknowledge.contains(id) => diags.push(
+                upgrade
+                    .diag(
+                        &at("skip", i),
+                        format!("skipping `{id}` needs a risk acknowledgment"),
+                    )
+                    .hint(format!(
+                        "add \"{id}\" to decisions.acknowledge once you accept the risk"
+                    )),
+            ),
+            Some(_) => {}
+        }
+    }
+    for (i, id) in d.acknowledge.iter().enumerate() {
+        if !d.skip.contains(id) {
+            diags.push(
+                upgrade
+                    .diag(
+                        &at("acknowledge", i),
+                        format!("acknowledging `{id}` has no effect: it is not skipped"),
+                    )
+                    .hint("acknowledge only steps listed in decisions.skip"),
+            );
+        }
+    }
+    for name in d
+        .stop_options
+        .keys()
+        .filter(|k| !runbook.stop.options.contains_key(*k))
+    {
+        let path = DocPath::root()
+            .key("decisions")
+            .key("stop_options")
+            .key(name);
+        let known: Vec<&str> = runbook.stop.options.keys().map(String::as_str).collect();
+        diags.push(
+            upgrade
+                .diag(
+                    &path,
+                    format!("runbook `{}` has no stop option `{name}`", runbook.name),
+                )
+                .hint(format!(
+                    "its stop options are: {}",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                )),
+        );
+    }
+    let unskippable: HashSet<&str> = runbook
+        .steps
+        .iter()
+        .filter_map(|s| s.step.with.as_ref()?.get("unskippable")?.as_array())
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for (i, task) in d.skip_data_update_tasks.iter().enumerate() {
+        if unskippable.contains(task.as_str()) {
+            diags.push(
+                upgrade
+                    .diag(&at("skip_data_update_tasks", i), format!("data-update task `{task}` cannot be skipped"))
+                    .hint("the upgrade manager never skips it (metadata acquisition must run); remove it"),
+            );
+        }
+    }
+}
+
+fn plan_step(
+    runbook: &Runbook,
+    step: &RunbookStep,
+    upgrade: &Upgrade,
+    hb: &handlebars::Handlebars<'_>,
+    context: &Value,
+    diags: &mut Diags,
+) -> PlannedStep {
+    let s = &step.step;
+    let secs = |d: &Option<String>| {
+        d.as_deref()
+            .and_then(|t| duration::parse(t).ok())
+            .map(|d| d.as_secs())
+    };
+    let mut with = BTreeMap::new();
+    for (key, value) in s.with.iter().flatten() {
+        match render_value(hb, value, context) {
+            Ok(v) => with.insert(key.clone(), v),
+            Err(why) => {
+                diags.push(
+                    runbook
+                        .step_diag(step, &["with", key], why)
+                        .hint("check the template's references"),
+                );
+                None
+            }
+        };
+    }
+    let skip = condition(runbook, step, hb, context, diags).or_else(|| {
+        upgrade
+            .file
+            .decisions
+            .skip
+            .contains(&s.id)
+            .then(|| SkipReason::Decision {
+                acknowledged: upgrade.file.decisions.acknowledge.contains(&s.id),
+            })
+    });
+    let retry = s.retry.as_ref();
+    PlannedStep {
+        id: s.id.clone(),
+        title: s.title.clone().unwrap_or_else(|| s.id.clone()),
+        phase: s.phase.unwrap_or(Phase::Upgrade),
+        uses: s.uses.clone().unwrap_or_default(),
+        with,
+        needs: s.needs.clone().unwrap_or_default(),
+        blocking: s.blocking.unwrap_or(true),
+        skippable: s.skippable.unwrap_or_default(),
+        gate: s.gate.clone(),
+        approved: upgrade.file.decisions.approve.contains(&s.id),
+        estimate_seconds: secs(&s.estimate).unwrap_or(0),
+        timeout_seconds: secs(&s.timeout),
+        retry_attempts: retry.map_or(0, |r| r.attempts),
+        retry_backoff_seconds: retry.and_then(|r| secs(&r.backoff)).unwrap_or(1),
+        retry_max_backoff_seconds: retry.and_then(|r| secs(&r.max_backoff)).unwrap_or(300),
+        on_failure: s.on_failure.unwrap_or_default(),
+        idempotent: s.idempotent.unwrap_or(false),
+        skip,
+        stop_window: stop_window(runbook, &s.id),
+        spared_by_force_stop: runbook.force_stop.spares.contains(&s.id),
+        origin: runbook.origin_label(&step.origin),
+        earliest_start: 0,
+        earliest_finish: 0,
+    }
+}
+
+/// Renders the strings in a parameter value. Strings that read step outputs
+/// or stop options are kept as written: they are rendered when the step runs.
+fn render_value(
+    hb: &handlebars::Handlebars<'_>,
+    value: &Value,
+    context: &Value,
+) -> Result<Value, String> {
+    Ok(match value {
+        Value::String(s) if s.contains("{{") && !s.contains("steps.") && !s.contains("stop.") => {
+            Value::String(template::render(hb, s, context)?)
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| render_value(hb, v, context))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render_value(hb, v, context)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+fn condition(
+    runbook: &Runbook,
+    step: &RunbookStep,
+    hb: &handlebars::Handlebars<'_>,
+    context: &Value,
+    diags: &mut Diags,
+) -> Option<SkipReason> {
+    let when = step.step.when.as_ref()?;
+    // Handler conditions read stop options, which are only known at stop time.
+    if step.is_handler() {
+        return None;
+    }
+    match template::render(hb, when, context).map(|s| s.trim().to_owned()) {
+        Ok(s) if s == "true" => None,
+        Ok(s) if s == "false" || s.is_empty() => Some(SkipReason::Condition { when: when.clone() }),
+        Ok(other) => {
+            diags.push(
+                runbook
+                    .step_diag(
+                        step,
+                        &["when"],
+                        format!("`when` rendered `{other}`, not true or false"),
+                    )
+                    .hint("use a helper that yields a boolean, e.g. {{eq inputs.kind \"pg\"}}"),
+            );
+            None
+        }
+        Err(why) => {
+            diags.push(
+                runbook
+                    .step_diag(step, &["when"], why)
+                    .hint("check the condition's references"),
+            );
+            None
+        }
+    }
+}
+
+fn stop_window(runbook: &Runbook, id: &str) -> Option<String> {
+    runbook
+        .stop
+        .windows
+        .iter()
+        .find_map(|w| match (&w.during, &w.before) {
+            (Some(d), _) if d == id => Some(format!("stop allowed while `{id}` runs")),
+            (_, Some(b)) if b == id => Some(format!("stop allowed until `{id}` starts")),
+            _ => None,
+        })
+}
+
+fn plan_stop(runbook: &Runbook, upgrade: &Upgrade) -> PlanStop {
+    PlanStop {
+        windows: runbook
+            .stop
+            .windows
+            .iter()
+            .filter_map(|w| match (&w.during, &w.before) {
+                (Some(d), _) => Some(StopWindowPlan::During(d.clone())),
+                (_, Some(b)) => Some(StopWindowPlan::Before(b.clone())),
+                _ => None,
+            })
+            .collect(),
+        on_stop: runbook.stop.on_stop.clone(),
+        options: runbook
+            .stop
+            .options
+            .iter()
+            .map(|(k, o)| {
+                (
+                    k.clone(),
+                    upgrade
+                        .file
+                        .decisions
+                        .stop_options
+                        .get(k)
+                        .copied()
+                        .unwrap_or(o.default),
+                )
+            })
+            .collect(),
+    }
+}
+
+fn announcement(
+    runbook: &Runbook,
+    hb: &handlebars::Handlebars<'_>,
+    context: &Value,
+    diags: &mut Diags,
+) -> String {
+    let (file, text) = match &runbook.announcement {
+        Some((file, text)) => (Some(file), text.as_str()),
+        None => (None, DEFAULT_ANNOUNCEMENT),
+    };
+    match template::render(hb, text, context) {
+        Ok(s) => collapse_blank_lines(&s),
+        Err(why) => {
+            let name = file.map_or("templates/announcement.md.hbs".to_owned(), |f| {
+                f.name.clone()
+            });
+            let source = crate::diag::SourceFile::new(name, text);
+            diags.push(
+                Diag::new(&source, 0..0, format!("the announcement template: {why}"))
+                    .hint("it can read inputs, vars and upgrade"),
+            );
+            String::new()
+        }
+    }
+}
+
+fn collapse_blank_lines(s: &str) -> String {
+    let mut out = String::new();
+    let mut blank = 0;
+    for line in s.lines() {
+        blank = if line.trim().is_empty() { blank + 1 } else { 0 };
+        if blank <= 1 {
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+    out.trim().to_owned() + "\n"
+}
+
+/// Orders the steps and fills in their earliest start and finish.
+fn schedule(mut steps: Vec<PlannedStep>) -> (Vec<PlannedStep>, Vec<String>, u64) {
+    let nodes: Vec<Node<'_>> = steps
+        .iter()
+        .map(|s| Node {
+            id: &s.id,
+            needs: &s.needs,
+            blocking: s.blocking,
+            estimate: if s.skip.is_some() {
+                0
+            } else {
+                s.estimate_seconds
+            },
+        })
+        .collect();
+    // The loader has rejected cycles, so a schedule always exists here.
+    let Some(schedule) = dag::schedule(&nodes) else {
+        return (steps, Vec::new(), 0);
+    };
+    for (i, step) in steps.iter_mut().enumerate() {
+        step.earliest_start = schedule.start[i];
+        step.earliest_finish = schedule.finish[i];
+    }
+    let critical = schedule
+        .critical_path
+        .iter()
+        .map(|&i| steps[i].id.clone())
+        .collect();
+    let mut slots: Vec<Option<PlannedStep>> = steps.into_iter().map(Some).collect();
+    let ordered = schedule
+        .order
+        .iter()
+        .filter_map(|&i| slots[i].take())
+        .collect();
+    (ordered, critical, schedule.total)
+}
+
+fn sources(runbook: &Runbook, upgrade: &Upgrade) -> Vec<PlanSource> {
+    let sha = |text: &str| format!("{:x}", Sha256::digest(text.as_bytes()));
+    let mut out: Vec<PlanSource> = runbook
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| PlanSource {
+            role: if i == 0 {
+                "runbook".into()
+            } else {
+                "site".into()
+            },
+            path: l.file.name.clone(),
+            sha256: sha(&l.file.text),
+        })
+        .collect();
+    if let Some((file, text)) = &runbook.announcement {
+        out.push(PlanSource {
+            role: "template".into(),
+            path: file.name.clone(),
+            sha256: sha(text),
+        });
+    }
+    out.push(PlanSource {
+        role: "upgrade".into(),
+        path: upgrade.source.name.clone(),
+        sha256: sha(&upgrade.source.text),
+    });
+    out
+}
+
+impl Plan {
+    /// Sets the digest: SHA-256 over the plan format, this build's version
+    /// and each source's role, path and hash.
+    fn with_digest(mut self) -> Plan {
+        self.digest = sources_digest(&self.sources);
+        self
+    }
+}
+
+/// The digest of a list of sources, as stored in [`Plan::digest`].
+pub fn sources_digest(sources: &[PlanSource]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(format!(
+        "runbook-plan/{PLAN_FORMAT}/{}\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    for s in sources {
+        hasher.update(format!("{}\t{}\t{}\n", s.role, s.path, s.sha256));
+    }
+    format!("sha256:{:x}", hasher.finalize())
+}

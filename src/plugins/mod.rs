@@ -1,0 +1,6 @@
+//! Executor plugins: what a step `uses`.
+//!
+//! `spec` declares every built-in plugin's parameters and outputs, which the
+//! loader checks `with` tables and templates against.
+
+pub mod spec;

@@ -1,0 +1,726 @@
+//! The rules a runbook must follow, each reported with its place in the
+//! file and a hint. All rules run on every load so that one `validate`
+//! shows every problem.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde_json::Value;
+
+use crate::diag::{Diag, Diags, SourceFile};
+use crate::plugins::spec::{self, PluginSpec};
+use crate::runbook::model::{InputType, RunbookFile, SCHEMA_VERSION};
+use crate::runbook::resolved::{Runbook, RunbookStep};
+use crate::source::{self, DocPath, Seg, Target};
+use crate::template;
+
+/// The fields of `upgrade` a template may read.
+pub const UPGRADE_FIELDS: &[&str] = &["mode", "current_version", "target_version", "runbook"];
+
+/// The closest of `candidates` to `word`, when it is close enough to be a
+/// likely typo.
+pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    otherwise: String,
+) -> String {
+    match suggest(word, candidates) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => otherwise,
+    }
+}
+
+/// Reports keys the format does not define, with the closest valid key.
+pub fn unknown_fields(file: &Arc<SourceFile>, unknown: &[DocPath], diags: &mut Diags) {
+    report_unknown(file, unknown, &crate::schema::runbook(), diags);
+}
+
+/// Shared with the upgrade-file loader: unknown keys against `schema`.
+pub fn report_unknown(
+    file: &Arc<SourceFile>,
+    unknown: &[DocPath],
+    schema: &Value,
+    diags: &mut Diags,
+) {
+    for path in unknown {
+        let Some(Seg::Key(key)) = path.0.last() else {
+            continue;
+        };
+        let parent = DocPath(path.0[..path.0.len() - 1].to_vec());
+        let known = crate::schema::known_keys(schema, &parent);
+        let listing = format!(
+            "the keys allowed here are {}",
+            quoted(known.iter().map(String::as_str))
+        );
+        let hint = did_you_mean(key, known.iter().map(String::as_str), listing);
+        let span = source::locate(file, path, Target::Key);
+        let place = if parent.0.is_empty() {
+            String::new()
+        } else {
+            format!(" in `{parent}`")
+        };
+        diags.push(Diag::new(file, span, format!("unknown field `{key}`{place}")).hint(hint));
+    }
+}
+
+fn quoted<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    items
+        .into_iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Rules about one file on its own: format version, names, unique ids.
+pub fn file_level(file: &Arc<SourceFile>, model: &RunbookFile, diags: &mut Diags) {
+    let at = |path: DocPath| source::locate(file, &path, Target::Value);
+    if model.schema != SCHEMA_VERSION {
+        diags.push(
+            Diag::new(
+                file,
+                at(DocPath::root().key("schema")),
+                format!("unsupported runbook format {}", model.schema),
+            )
+            .hint(format!(
+                "this runbook build reads `schema = {SCHEMA_VERSION}`"
+            )),
+        );
+    }
+    if model.extends.is_none() {
+        for key in ["name", "version"] {
+            let missing = if key == "name" {
+                model.name.is_none()
+            } else {
+                model.version.is_none()
+            };
+            if missing {
+                diags.push(
+                    Diag::new(file, 0..0, format!("a runbook needs a `{key}`"))
+                        .hint(format!("add `{key} = \"...\"` at the top (only overlays with `extends` may omit it)")),
+                );
+            }
+        }
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, step) in model.steps.iter().enumerate() {
+        let path = DocPath::root().key("steps").index(i).key("id");
+        if !valid_id(&step.id) {
+            diags.push(
+                Diag::new(
+                    file,
+                    at(path.clone()),
+                    format!("`{}` is not a valid step id", step.id),
+                )
+                .hint("use lowercase letters, digits and dashes, starting with a letter"),
+            );
+        }
+        if let Some(first) = seen.insert(&step.id, i) {
+            let first_span = at(DocPath::root().key("steps").index(first).key("id"));
+            let (line, _) = file.line_col(first_span.start);
+            diags.push(
+                Diag::new(file, at(path), format!("duplicate step id `{}`", step.id))
+                    .label(format!("first defined on line {line}"))
+                    .hint("give each step a unique id; in an overlay, reuse an id only to patch a base step"),
+            );
+        }
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// Rules about the merged runbook.
+pub fn check(runbook: &Runbook, diags: &mut Diags) {
+    let ids: HashMap<&str, &RunbookStep> = runbook
+        .steps
+        .iter()
+        .map(|s| (s.step.id.as_str(), s))
+        .collect();
+    inputs(runbook, diags);
+    for step in &runbook.steps {
+        needs(runbook, step, &ids, diags);
+        plugin(runbook, step, diags);
+        durations(runbook, step, diags);
+        templates(runbook, step, &ids, diags);
+    }
+    stop_rules(runbook, &ids, diags);
+    if let Some(cycle) = find_cycle(runbook) {
+        report_cycle(runbook, &cycle, diags);
+    }
+}
+
+fn inputs(runbook: &Runbook, diags: &mut Diags) {
+    for (name, spec) in &runbook.inputs {
+        let path = DocPath::root().key("inputs").key(name);
+        if spec.kind == InputType::Enum && spec.values.is_empty() {
+            diags.push(
+                runbook
+                    .top_diag(&path, format!("enum input `{name}` lists no values"))
+                    .hint("add `values = [\"a\", \"b\"]`"),
+            );
+        }
+        if let Some(default) = &spec.default {
+            let is_now = spec.kind == InputType::Datetime && default == "now";
+            if let (false, Err(why)) = (is_now, crate::upgrade::check_input_value(spec, default)) {
+                diags.push(
+                    runbook
+                        .top_diag(
+                            &path.key("default"),
+                            format!("the default of `{name}` is invalid: {why}"),
+                        )
+                        .hint("fix the default or remove it"),
+                );
+            }
+        }
+    }
+}
+
+fn needs(
+    runbook: &Runbook,
+    step: &RunbookStep,
+    ids: &HashMap<&str, &RunbookStep>,
+    diags: &mut Diags,
+) {
+    let id = &step.step.id;
+    let needs = step.step.needs.as_deref().unwrap_or_default();
+    if step.is_handler() && !needs.is_empty() {
+        diags.push(
+            runbook
+                .step_diag(step, &["needs"], format!("handler step `{id}` has `needs`"))
+                .hint("handlers run in the order of `stop.on_stop`; remove `needs`"),
+        );
+        return;
+    }
+    for (i, need) in needs.iter().enumerate() {
+        let field = ["needs", &i.to_string()];
+        match ids.get(need.as_str()) {
+            None => {
+                let candidates = ids.keys().copied().filter(|c| c != id);
+                let hint = did_you_mean(
+                    need,
+                    candidates,
+                    "`needs` lists ids of steps in this runbook".into(),
+                );
+                diags.push(
+                    runbook
+                        .step_diag(
+                            step,
+                            &field,
+                            format!("step `{id}` needs `{need}`, which does not exist"),
+                        )
+                        .hint(hint),
+                );
+            }
+            Some(other) if other.is_handler() => diags.push(
+                runbook
+                    .step_diag(
+                        step,
+                        &field,
+                        format!("step `{id}` needs handler step `{need}`"),
+                    )
+                    .hint("handler steps only run on a graceful stop; depend on a normal step"),
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+fn plugin(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
+    let id = &step.step.id;
+    let Some(uses) = &step.step.uses else {
+        diags.push(
+            runbook
+                .step_diag(step, &["id"], format!("step `{id}` has no `uses`"))
+                .hint("name the plugin that performs it, e.g. `uses = \"exec\"`"),
+        );
+        return;
+    };
+    let Some(spec) = spec::builtin(uses) else {
+        let names = spec::builtins().iter().map(|s| s.name);
+        let hint = did_you_mean(
+            uses,
+            names,
+            "`runbook plugins` lists the built-in plugins".into(),
+        );
+        diags.push(
+            runbook
+                .step_diag(step, &["uses"], format!("unknown plugin `{uses}`"))
+                .hint(hint),
+        );
+        return;
+    };
+    let empty = BTreeMap::new();
+    let with = step.step.with.as_ref().unwrap_or(&empty);
+    for (key, value) in with {
+        let field = ["with", key.as_str()];
+        match spec.param(key) {
+            None => {
+                let names = spec.params.iter().map(|p| p.name);
+                let listing = format!(
+                    "`{}` takes {}",
+                    spec.name,
+                    quoted(spec.params.iter().map(|p| p.name))
+                );
+                diags.push(
+                    runbook
+                        .step_diag(
+                            step,
+                            &field,
+                            format!("`{}` has no parameter `{key}`", spec.name),
+                        )
+                        .hint(did_you_mean(key, names, listing)),
+                );
+            }
+            Some(param) => {
+                if let Err(why) = param.kind.check(value) {
+                    diags.push(
+                        runbook
+                            .step_diag(
+                                step,
+                                &field,
+                                format!("parameter `{key}` of step `{id}`: {why}"),
+                            )
+                            .hint(param.doc),
+                    );
+                }
+            }
+        }
+    }
+    missing_params(runbook, step, spec, with, diags);
+}
+
+fn missing_params(
+    runbook: &Runbook,
+    step: &RunbookStep,
+    spec: &PluginSpec,
+    with: &BTreeMap<String, Value>,
+    diags: &mut Diags,
+) {
+    for param in spec
+        .params
+        .iter()
+        .filter(|p| p.required && !with.contains_key(p.name))
+    {
+        diags.push(
+            runbook
+                .step_diag(
+                    step,
+                    &["uses"],
+                    format!(
+                        "step `{}` is missing parameter `{}`",
+                        step.step.id, param.name
+                    ),
+                )
+                .hint(format!(
+                    "add `{} = ...` to its `with` table: {}",
+                    param.name, param.doc
+                )),
+        );
+    }
+}
+
+fn durations(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
+    let s = &step.step;
+    let retry = s.retry.as_ref();
+    let fields: [(&[&str], Option<&String>); 4] = [
+        (&["estimate"], s.estimate.as_ref()),
+        (&["timeout"], s.timeout.as_ref()),
+        (
+            &["retry", "backoff"],
+            retry.and_then(|r| r.backoff.as_ref()),
+        ),
+        (
+            &["retry", "max_backoff"],
+            retry.and_then(|r| r.max_backoff.as_ref()),
+        ),
+    ];
+    for (field, value) in fields {
+        if let Some(Err(why)) = value.map(|v| crate::duration::parse(v)) {
+            diags.push(
+                runbook
+                    .step_diag(step, field, why)
+                    .hint("write durations like \"30s\", \"5m\" or \"1h 30m\""),
+            );
+        }
+    }
+}
+
+/// Every string in `value`, with the path below it.
+fn strings<'a>(value: &'a Value, path: Vec<String>, out: &mut Vec<(Vec<String>, &'a str)>) {
+    match value {
+        Value::String(s) => out.push((path, s)),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let mut p = path.clone();
+                p.push(i.to_string());
+                strings(item, p, out);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                let mut p = path.clone();
+                p.push(k.clone());
+                strings(v, p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn templates(
+    runbook: &Runbook,
+    step: &RunbookStep,
+    ids: &HashMap<&str, &RunbookStep>,
+    diags: &mut Diags,
+) {
+    let mut found = Vec::new();
+    for (key, value) in step.step.with.iter().flatten() {
+        strings(value, vec!["with".into(), key.clone()], &mut found);
+    }
+    if let Some(when) = &step.step.when {
+        found.push((vec!["when".into()], when));
+    }
+    for (field, text) in found {
+        let field: Vec<&str> = field.iter().map(String::as_str).collect();
+        let refs = match template::references(text) {
+            Ok(refs) => refs,
+            Err(why) => {
+                diags.push(
+                    runbook
+                        .step_diag(step, &field, format!("template does not parse: {why}"))
+                        .hint("check the {{ }} pairs and block helpers"),
+                );
+                continue;
+            }
+        };
+        for reference in refs {
+            if let Err((why, hint)) = reference_exists(runbook, step, &reference.path, ids) {
+                let mut diag = runbook.step_diag(step, &field, why).hint(hint);
+                narrow_to_reference(&mut diag, text, &reference);
+                diags.push(diag);
+            }
+        }
+    }
+}
+
+/// Points a diagnostic at the reference inside a template string, when the
+/// string is written in the file as-is (no escapes before it).
+fn narrow_to_reference(diag: &mut Diag, text: &str, reference: &template::Reference) {
+    let offset: usize = text
+        .split_inclusive('\n')
+        .take(reference.line - 1)
+        .map(str::len)
+        .sum::<usize>()
+        + text.lines().nth(reference.line - 1).map_or(0, |l| {
+            l.chars().take(reference.col - 1).map(char::len_utf8).sum()
+        });
+    let file_text = &diag.file.text;
+    let start = diag.span.start + 1;
+    if file_text.get(start..start + offset) == text.get(..offset) {
+        let len = file_text[start + offset..].find("}}").map_or(0, |i| i + 2);
+        diag.span = start + offset..start + offset + len;
+    }
+}
+
+fn reference_exists(
+    runbook: &Runbook,
+    step: &RunbookStep,
+    path: &str,
+    ids: &HashMap<&str, &RunbookStep>,
+) -> Result<(), (String, String)> {
+    let parts: Vec<&str> = path.split('.').collect();
+    let missing = |what: String, hint: String| Err((what, hint));
+    match parts.as_slice() {
+        ["inputs", name, ..] if !runbook.inputs.contains_key(*name) => {
+            let hint = did_you_mean(
+                name,
+                runbook.inputs.keys().map(String::as_str),
+                "declare it under [inputs]".into(),
+            );
+            missing(
+                format!("the template references input `{name}`, which is not declared"),
+                hint,
+            )
+        }
+        ["vars", name, ..] if !runbook.vars.contains_key(*name) => {
+            let hint = did_you_mean(
+                name,
+                runbook.vars.keys().map(String::as_str),
+                "define it under [vars]".into(),
+            );
+            missing(
+                format!("the template references `vars.{name}`, which is not defined"),
+                hint,
+            )
+        }
+        ["upgrade", name, ..] if !UPGRADE_FIELDS.contains(name) => missing(
+            format!("the template references `upgrade.{name}`, which does not exist"),
+            format!("`upgrade` has {}", quoted(UPGRADE_FIELDS.iter().copied())),
+        ),
+        ["stop", name, ..] => {
+            if !step.is_handler() {
+                missing(
+                    format!("`stop.{name}` is only known in stop handlers"),
+                    "move the reference into a step listed in `stop.on_stop`".into(),
+                )
+            } else if !runbook.stop.options.contains_key(*name) {
+                missing(
+                    format!("the template references stop option `{name}`, which is not declared"),
+                    "declare it under [stop.options]".into(),
+                )
+            } else {
+                Ok(())
+            }
+        }
+        ["steps", other, "outputs", output, ..] => step_output(runbook, step, other, output, ids),
+        ["steps", ..] => missing(
+            format!("`{path}` is not a step output"),
+            "write `steps.ID.outputs.NAME`".into(),
+        ),
+        ["inputs" | "vars" | "upgrade", ..] => Ok(()),
+        [root, ..] => missing(
+            format!("the template references `{path}`, which does not exist"),
+            format!(
+                "templates can read {}; `{root}` is none of them",
+                quoted(["inputs", "vars", "upgrade", "steps", "stop"])
+            ),
+        ),
+        [] => Ok(()),
+    }
+}
+
+fn step_output(
+    runbook: &Runbook,
+    step: &RunbookStep,
+    other: &str,
+    output: &str,
+    ids: &HashMap<&str, &RunbookStep>,
+) -> Result<(), (String, String)> {
+    let Some(producer) = ids.get(other) else {
+        let hint = did_you_mean(
+            other,
+            ids.keys().copied(),
+            "name a step of this runbook".into(),
+        );
+        return Err((
+            format!("the template references step `{other}`, which does not exist"),
+            hint,
+        ));
+    };
+    let spec = producer.step.uses.as_deref().and_then(spec::builtin);
+    if let Some(spec) = spec.filter(|s| !s.has_output(output)) {
+        return Err((
+            format!("step `{other}` ({}) has no output `{output}`", spec.name),
+            format!("its outputs are {}", quoted(spec.outputs.iter().copied())),
+        ));
+    }
+    if !is_ancestor(runbook, other, &step.step.id, ids) {
+        return Err((
+            format!(
+                "step `{}` reads the output of `{other}`, which does not run before it",
+                step.step.id
+            ),
+            format!("add `{other}` to its `needs`"),
+        ));
+    }
+    Ok(())
+}
+
+fn is_ancestor(
+    runbook: &Runbook,
+    ancestor: &str,
+    of: &str,
+    ids: &HashMap<&str, &RunbookStep>,
+) -> bool {
+    let _ = runbook;
+    let mut stack = vec![of];
+    let mut seen = HashSet::new();
+    while let Some(id) = stack.pop() {
+        for need in ids
+            .get(id)
+            .and_then(|s| s.step.needs.as_deref())
+            .unwrap_or_default()
+        {
+            if need == ancestor {
+                return true;
+            }
+            if seen.insert(need.as_str()) {
+                stack.push(need);
+            }
+        }
+    }
+    false
+}
+
+fn stop_rules(runbook: &Runbook, ids: &HashMap<&str, &RunbookStep>, diags: &mut Diags) {
+    let stop = DocPath::root().key("stop");
+    let main_step = |diags: &mut Diags, path: DocPath, id: &str, role: &str| match ids.get(id) {
+        Some(s) if !s.is_handler() => {}
+        Some(_) => diags.push(
+            runbook
+                .top_diag(&path, format!("{role} names handler step `{id}`"))
+                .hint("stop windows and spared steps are steps of the normal flow"),
+        ),
+        None => {
+            let hint = did_you_mean(
+                id,
+                ids.keys().copied(),
+                "name a step of this runbook".into(),
+            );
+            diags.push(
+                runbook
+                    .top_diag(&path, format!("{role} names `{id}`, which does not exist"))
+                    .hint(hint),
+            );
+        }
+    };
+    for (i, window) in runbook.stop.windows.iter().enumerate() {
+        let path = stop.key("windows").index(i);
+        match (&window.during, &window.before) {
+            (Some(id), None) => main_step(diags, path.key("during"), id, "a stop window"),
+            (None, Some(id)) => main_step(diags, path.key("before"), id, "a stop window"),
+            _ => diags.push(
+                runbook
+                    .top_diag(
+                        &path,
+                        "a stop window needs exactly one of `during` or `before`",
+                    )
+                    .hint("write `{ during = \"step\" }` or `{ before = \"step\" }`"),
+            ),
+        }
+    }
+    for (i, id) in runbook.force_stop.spares.iter().enumerate() {
+        main_step(
+            diags,
+            DocPath::root().key("force_stop").key("spares").index(i),
+            id,
+            "`force_stop.spares`",
+        );
+    }
+    for (i, id) in runbook.stop.on_stop.iter().enumerate() {
+        let path = stop.key("on_stop").index(i);
+        match ids.get(id.as_str()) {
+            Some(s) if s.is_handler() => {}
+            Some(_) => diags.push(
+                runbook
+                    .top_diag(
+                        &path,
+                        format!("stop handler `{id}` is a step of the normal flow"),
+                    )
+                    .hint(format!(
+                        "mark it `handler = true`, or add a separate handler step for `{id}`"
+                    )),
+            ),
+            None => {
+                let hint = did_you_mean(
+                    id,
+                    ids.keys().copied(),
+                    "name a step with `handler = true`".into(),
+                );
+                diags.push(
+                    runbook
+                        .top_diag(&path, format!("stop handler `{id}` does not exist"))
+                        .hint(hint),
+                );
+            }
+        }
+    }
+    for step in runbook.steps.iter().filter(|s| s.is_handler()) {
+        if !runbook.stop.on_stop.contains(&step.step.id) {
+            diags.push(
+                runbook
+                    .step_diag(
+                        step,
+                        &["handler"],
+                        format!("handler step `{}` is never run", step.step.id),
+                    )
+                    .hint("list it in `stop.on_stop`, or remove `handler = true`"),
+            );
+        }
+    }
+}
+
+/// The steps of one dependency cycle, in `needs` order, if there is one.
+pub fn find_cycle(runbook: &Runbook) -> Option<Vec<String>> {
+    let mut graph = DiGraph::<&str, ()>::new();
+    let nodes: HashMap<&str, NodeIndex> = runbook
+        .steps
+        .iter()
+        .map(|s| (s.step.id.as_str(), graph.add_node(s.step.id.as_str())))
+        .collect();
+    for step in &runbook.steps {
+        for need in step.step.needs.iter().flatten() {
+            if let Some(&to) = nodes.get(need.as_str()) {
+                graph.add_edge(nodes[step.step.id.as_str()], to, ());
+            }
+        }
+    }
+    let component = petgraph::algo::tarjan_scc(&graph)
+        .into_iter()
+        .filter(|c| c.len() > 1 || graph.contains_edge(c[0], c[0]))
+        .min_by_key(|c| c.iter().map(|n| n.index()).min())?;
+    let members: HashSet<NodeIndex> = component.iter().copied().collect();
+    let start = *component.iter().min_by_key(|n| n.index())?;
+    // Walk needs-edges inside the component back to the start; a DFS with
+    // a path stack finds a simple cycle through `start`.
+    let mut path = vec![start];
+    let mut seen = HashSet::from([start]);
+    let mut iters = vec![graph.neighbors(start).collect::<Vec<_>>()];
+    while let Some(frontier) = iters.last_mut() {
+        match frontier.pop() {
+            Some(next) if next == start => {
+                let mut names: Vec<String> = path.iter().map(|n| graph[*n].to_owned()).collect();
+                names.push(graph[start].to_owned());
+                return Some(names);
+            }
+            Some(next) if members.contains(&next) && seen.insert(next) => {
+                path.push(next);
+                iters.push(graph.neighbors(next).collect());
+            }
+            Some(_) => {}
+            None => {
+                iters.pop();
+                path.pop();
+            }
+        }
+    }
+    None
+}
+
+fn report_cycle(runbook: &Runbook, cycle: &[String], diags: &mut Diags) {
+    let Some(step) = runbook.step(&cycle[0]) else {
+        return;
+    };
+    let need = &cycle[1];
+    let index = step
+        .step
+        .needs
+        .iter()
+        .flatten()
+        .position(|n| n == need)
+        .unwrap_or(0);
+    diags.push(
+        runbook
+            .step_diag(
+                step,
+                &["needs", &index.to_string()],
+                format!("dependency cycle: {}", cycle.join(" -> ")),
+            )
+            .label("each step needs the next")
+            .hint("remove one of these `needs` so the steps can be ordered"),
+    );
+}

@@ -1,0 +1,266 @@
+//! Reading TOML input files with positions.
+//!
+//! A file is parsed once into serde types; problems found later are located
+//! again by their path in the document (`steps[3].needs[1]`). Keeping spans
+//! out of the model types keeps those types (and the JSON Schema generated
+//! from them) plain, and locating is only ever done on the error path.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use toml::de::{DeTable, DeValue};
+
+use crate::diag::{Diag, Diags, SourceFile};
+
+/// Inputs larger than this are refused before parsing (a runbook is a few
+/// kilobytes; a hostile file should not cost memory).
+pub const MAX_TOML_BYTES: usize = 8 * 1024 * 1024;
+
+/// One step of a path into a TOML document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seg {
+    /// A table key.
+    Key(String),
+    /// An array index.
+    Index(usize),
+}
+
+/// A path into a TOML document, e.g. `steps[3].needs[1]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DocPath(pub Vec<Seg>);
+
+impl DocPath {
+    /// The empty path: the whole document.
+    pub fn root() -> DocPath {
+        DocPath(Vec::new())
+    }
+
+    /// This path extended by a key.
+    pub fn key(&self, key: &str) -> DocPath {
+        let mut segs = self.0.clone();
+        segs.push(Seg::Key(key.to_owned()));
+        DocPath(segs)
+    }
+
+    /// This path extended by an index.
+    pub fn index(&self, index: usize) -> DocPath {
+        let mut segs = self.0.clone();
+        segs.push(Seg::Index(index));
+        DocPath(segs)
+    }
+
+    /// Parses `a.b[2].c` (the form this type displays as).
+    pub fn parse(text: &str) -> DocPath {
+        let mut segs = Vec::new();
+        for part in text.split('.').filter(|p| !p.is_empty()) {
+            let mut rest = part;
+            if let Some(open) = rest.find('[') {
+                segs.push(Seg::Key(rest[..open].to_owned()));
+                rest = &rest[open..];
+                while let Some(close) = rest.find(']') {
+                    if let Ok(i) = rest[1..close].parse() {
+                        segs.push(Seg::Index(i));
+                    }
+                    rest = &rest[close + 1..];
+                }
+            } else {
+                segs.push(Seg::Key(rest.to_owned()));
+            }
+        }
+        DocPath(segs)
+    }
+}
+
+impl fmt::Display for DocPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Key(k) if i == 0 => write!(f, "{k}")?,
+                Seg::Key(k) => write!(f, ".{k}")?,
+                Seg::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What to point at when locating a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The value stored under the path.
+    Value,
+    /// The key naming it (for unknown or misplaced keys).
+    Key,
+}
+
+/// Parses `file` into `T`. Syntax errors (all of them, not only the first)
+/// and type errors are returned as diagnostics; keys that `T` does not
+/// define are returned separately so the caller can report them together
+/// with its own checks.
+pub fn parse<T: DeserializeOwned>(file: &Arc<SourceFile>) -> Result<(T, Vec<DocPath>), Diags> {
+    if file.text.len() > MAX_TOML_BYTES {
+        return Err(Diag::new(
+            file,
+            0..0,
+            format!("file is larger than {MAX_TOML_BYTES} bytes"),
+        )
+        .hint("split it, or check that this is the file you meant")
+        .into());
+    }
+    let (table, errors) = DeTable::parse_recoverable(&file.text);
+    if !errors.is_empty() {
+        let mut diags: Vec<Diag> = errors
+            .iter()
+            .map(|e| toml_error(file, e, "TOML syntax error"))
+            .collect();
+        diags.sort_by_key(|d| d.span.start);
+        return Err(Diags(diags));
+    }
+    let mut unknown = Vec::new();
+    let deserializer = toml::de::Deserializer::from(table);
+    let value = serde_ignored::deserialize(deserializer, |path| {
+        let mut segs = Vec::new();
+        path_segments(&path, &mut segs);
+        unknown.push(DocPath(segs));
+    })
+    .map_err(|e| Diags::from(toml_error(file, &e, "invalid value")))?;
+    Ok((value, unknown))
+}
+
+fn path_segments(path: &serde_ignored::Path<'_>, out: &mut Vec<Seg>) {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => {}
+        Path::Seq { parent, index } => {
+            path_segments(parent, out);
+            out.push(Seg::Index(*index));
+        }
+        Path::Map { parent, key } => {
+            path_segments(parent, out);
+            out.push(Seg::Key(key.clone()));
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => path_segments(parent, out),
+    }
+}
+
+fn toml_error(file: &Arc<SourceFile>, error: &toml::de::Error, fallback: &str) -> Diag {
+    let span = error.span().unwrap_or(0..0);
+    let message = error.message().trim().to_owned();
+    let message = if message.is_empty() {
+        fallback.to_owned()
+    } else {
+        message
+    };
+    Diag::new(file, span, message).hint("see schemas/runbook.schema.json for the format")
+}
+
+/// The byte range of `path` in `file`. When the path does not exist (a
+/// default, say), the deepest existing ancestor is returned, so a
+/// diagnostic always points somewhere sensible.
+pub fn locate(file: &SourceFile, path: &DocPath, target: Target) -> Range<usize> {
+    let Ok(root) = DeTable::parse(&file.text) else {
+        return 0..0;
+    };
+    let mut span = 0..0;
+    let mut current: Option<&DeValue<'_>> = None;
+    let mut table: Option<&DeTable<'_>> = Some(root.get_ref());
+    for (i, seg) in path.0.iter().enumerate() {
+        let last = i + 1 == path.0.len();
+        let next = match (seg, table, current) {
+            (Seg::Key(k), Some(t), _) => t.get_key_value(k.as_str()).map(|(key, value)| {
+                if last && target == Target::Key {
+                    span = key.span();
+                } else {
+                    span = value.span();
+                }
+                value.get_ref()
+            }),
+            (Seg::Index(n), _, Some(DeValue::Array(items))) => items.get(*n).map(|value| {
+                span = value.span();
+                value.get_ref()
+            }),
+            _ => None,
+        };
+        let Some(value) = next else { break };
+        current = Some(value);
+        table = value.as_table();
+    }
+    span
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Doc {
+        name: String,
+        #[serde(default)]
+        steps: Vec<Item>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Item {
+        id: String,
+    }
+
+    #[test]
+    fn path_round_trips_through_display() {
+        let path = DocPath::parse("steps[3].needs[1]");
+        assert_eq!(path.to_string(), "steps[3].needs[1]");
+        assert_eq!(
+            path.0,
+            vec![
+                Seg::Key("steps".into()),
+                Seg::Index(3),
+                Seg::Key("needs".into()),
+                Seg::Index(1)
+            ]
+        );
+    }
+
+    #[test]
+    fn reports_every_syntax_error() {
+        let file = SourceFile::new("t.toml", "name = \nother = = 1\n");
+        let err = parse::<Doc>(&file).unwrap_err();
+        assert!(err.0.len() >= 2, "{err}");
+        assert_eq!(err.0[0].location(), "t.toml:1:8");
+        assert_eq!(err.0[1].location(), "t.toml:2:9");
+    }
+
+    #[test]
+    fn collects_unknown_keys_with_their_paths() {
+        let text = "name = \"x\"\ncolour = 1\n[[steps]]\nid = \"a\"\nneeds = []\n";
+        let file = SourceFile::new("t.toml", text);
+        let (_doc, unknown) = parse::<Doc>(&file).unwrap();
+        let paths: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+        assert_eq!(paths, ["colour", "steps[0].needs"]);
+        let span = locate(&file, &unknown[1], Target::Key);
+        assert_eq!(&text[span], "needs");
+    }
+
+    #[test]
+    fn locates_array_items_and_falls_back_to_ancestors() {
+        let text = "[[steps]]\nid = \"a\"\n[[steps]]\nid = \"b\"\n";
+        let file = SourceFile::new("t.toml", text);
+        let span = locate(&file, &DocPath::parse("steps[1].id"), Target::Value);
+        assert_eq!(&text[span], "\"b\"");
+        // A path that does not exist points at its nearest ancestor: here the
+        // header of the second array-of-tables entry.
+        let span = locate(&file, &DocPath::parse("steps[1].missing"), Target::Value);
+        assert_eq!(span.start, text.rfind("[[steps]]").unwrap());
+    }
+
+    #[test]
+    fn type_errors_point_at_the_value() {
+        let file = SourceFile::new("t.toml", "name = 5\n");
+        let err = parse::<Doc>(&file).unwrap_err();
+        assert_eq!(err.0[0].location(), "t.toml:1:8");
+    }
+}

@@ -1,0 +1,169 @@
+//! Handlebars templates in runbooks: parameter values, `when` conditions,
+//! the announcement.
+//!
+//! Rendering is strict: a reference to a value that does not exist is an
+//! error, never an empty string. The loader also finds every reference in a
+//! template before anything runs (see [`references`]), so a misspelt input
+//! is reported by `validate`, with its place in the file.
+
+use handlebars::template::{Parameter, Template, TemplateElement};
+use handlebars::{Handlebars, Path};
+use serde::Serialize;
+
+/// A registry for rendering runbook values: strict, no HTML escaping (these
+/// values go to programs and APIs, not browsers).
+pub fn registry() -> Handlebars<'static> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    hb
+}
+
+/// Renders one template string against `context`.
+pub fn render(hb: &Handlebars<'_>, text: &str, context: &impl Serialize) -> Result<String, String> {
+    hb.render_template(text, context)
+        .map_err(|e| render_error(&e))
+}
+
+fn render_error(e: &handlebars::RenderError) -> String {
+    match e.reason() {
+        handlebars::RenderErrorReason::MissingVariable(Some(name)) => {
+            format!("the template references `{name}`, which has no value")
+        }
+        reason => reason.to_string(),
+    }
+}
+
+/// A path a template reads, with the 1-based line and column where it
+/// appears in the template text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reference {
+    /// The dotted path as written, e.g. `inputs.contact_email`.
+    pub path: String,
+    /// Line in the template text.
+    pub line: usize,
+    /// Column in the template text.
+    pub col: usize,
+}
+
+/// Every path that `text` reads from the root context. Paths inside
+/// `#each` and `#with` blocks are relative to the block's value and are
+/// left out; `this` and `@` locals are never references.
+pub fn references(text: &str) -> Result<Vec<Reference>, String> {
+    let template = Template::compile(text).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    collect(&template, &mut out);
+    Ok(out)
+}
+
+fn collect(template: &Template, out: &mut Vec<Reference>) {
+    for (i, element) in template.elements.iter().enumerate() {
+        let (line, col) = template.mapping.get(i).map_or((1, 1), |m| (m.0, m.1));
+        let mut push = |param: &Parameter| push_param(param, line, col, out);
+        match element {
+            TemplateElement::Expression(h) | TemplateElement::HtmlExpression(h) => {
+                // `{{name}}` is a path; `{{helper arg}}` names a helper.
+                if h.params.is_empty() && h.hash.is_empty() {
+                    push(&h.name);
+                }
+                h.params.iter().for_each(&mut push);
+                h.hash.values().for_each(&mut push);
+            }
+            TemplateElement::HelperBlock(h) => {
+                h.params.iter().for_each(&mut push);
+                h.hash.values().for_each(&mut push);
+                let scoped = matches!(&h.name, Parameter::Name(n) if n == "each" || n == "with");
+                if !scoped {
+                    if let Some(inner) = &h.template {
+                        collect(inner, out);
+                    }
+                }
+                if let Some(inner) = &h.inverse {
+                    collect(inner, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn push_param(param: &Parameter, line: usize, col: usize, out: &mut Vec<Reference>) {
+    match param {
+        Parameter::Path(Path::Relative((_, raw)))
+            if raw != "this" && !raw.starts_with("this.") && !raw.starts_with('@') =>
+        {
+            out.push(Reference {
+                path: raw.replace('/', "."),
+                line,
+                col,
+            });
+        }
+        Parameter::Name(name) => out.push(Reference {
+            path: name.clone(),
+            line,
+            col,
+        }),
+        Parameter::Subexpression(sub) => {
+            for p in sub.params().into_iter().flatten() {
+                push_param(p, line, col, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn paths(text: &str) -> Vec<String> {
+        references(text)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.path)
+            .collect()
+    }
+
+    #[test]
+    fn finds_paths_in_expressions_helpers_and_blocks() {
+        assert_eq!(
+            paths("to {{upgrade.target_version}}"),
+            ["upgrade.target_version"]
+        );
+        assert_eq!(paths("{{eq inputs.kind \"pg\"}}"), ["inputs.kind"]);
+        assert_eq!(
+            paths("{{#if stop.rerun}}x{{else}}{{vars.y}}{{/if}}"),
+            ["stop.rerun", "vars.y"]
+        );
+        assert_eq!(
+            paths("{{#each vars.dbs}}{{this}}{{name}}{{/each}}"),
+            ["vars.dbs"]
+        );
+        assert_eq!(
+            paths("{{steps.backup.outputs.dir}}"),
+            ["steps.backup.outputs.dir"]
+        );
+    }
+
+    #[test]
+    fn reports_where_in_the_template() {
+        let refs = references("line one\n  {{inputs.x}}").unwrap();
+        assert_eq!((refs[0].line, refs[0].col), (2, 3));
+    }
+
+    #[test]
+    fn broken_templates_are_errors_not_panics() {
+        assert!(references("{{#if x}}").is_err());
+        assert!(references("{{").is_err());
+    }
+
+    #[test]
+    fn rendering_is_strict_and_unescaped() {
+        let hb = registry();
+        let ctx = json!({"inputs": {"a": "<b>"}});
+        assert_eq!(render(&hb, "{{inputs.a}}", &ctx).unwrap(), "<b>");
+        let err = render(&hb, "{{inputs.missing}}", &ctx).unwrap_err();
+        assert!(err.contains("inputs.missing"), "{err}");
+    }
+}
