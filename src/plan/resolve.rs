@@ -717,3 +717,40 @@ pub fn sources_digest(sources: &[PlanSource]) -> String {
     }
     format!("sha256:{:x}", hasher.finalize())
 }
+
+/// Re-reads every source a plan was made from and compares it with the
+/// plan's record of it. `apply` refuses a plan for which this fails.
+pub fn check_sources(plan: &Plan) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    if sources_digest(&plan.sources) != plan.digest {
+        problems.push(
+            "the plan's digest does not match its list of sources (was the file edited?)"
+                .to_owned(),
+        );
+    }
+    for source in &plan.sources {
+        let current = match crate::runbook::shipped::SHIPPED
+            .iter()
+            .find(|s| s.path == source.path)
+        {
+            Some(shipped) => Ok(shipped.text.to_owned()),
+            None => std::fs::read_to_string(&source.path),
+        };
+        match current {
+            Ok(text) if format!("{:x}", Sha256::digest(text.as_bytes())) == source.sha256 => {}
+            Ok(_) => problems.push(format!(
+                "{} ({}) changed since the plan was made",
+                source.path, source.role
+            )),
+            Err(e) => problems.push(format!(
+                "{} ({}) cannot be read: {e}",
+                source.path, source.role
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}

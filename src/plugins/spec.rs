@@ -263,7 +263,12 @@ static BUILTINS: &[PluginSpec] = &[
         name: "postgres.backup",
         summary: "back up databases with pg_dump (custom format), one log and checksum per database",
         params: &[
-            p("databases", StringList, true, "databases to back up"),
+            p(
+                "databases",
+                StringList,
+                false,
+                "databases to back up (default: the upgrade file's [postgres] databases)",
+            ),
             p(
                 "dir",
                 ParamKind::String,
