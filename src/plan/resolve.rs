@@ -606,13 +606,35 @@ fn announcement(
                 f.name.clone()
             });
             let source = crate::diag::SourceFile::new(name, text);
+            let span = missing_reference_span(text, &why);
             diags.push(
-                Diag::new(&source, 0..0, format!("the announcement template: {why}"))
-                    .hint("it can read inputs, vars and upgrade"),
+                Diag::new(&source, span, format!("the announcement template: {why}"))
+                    .hint("declare the input in the runbook, or point [templates] announcement at a template that does not need it"),
             );
             String::new()
         }
     }
+}
+
+/// The place in `text` of the reference a render error complains about.
+fn missing_reference_span(text: &str, why: &str) -> std::ops::Range<usize> {
+    let refs = template::references(text).unwrap_or_default();
+    let Some(r) = refs.iter().find(|r| why.contains(&format!("`{}`", r.path))) else {
+        return 0..0;
+    };
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(r.line - 1)
+        .map(str::len)
+        .sum();
+    let start = line_start
+        + text[line_start..]
+            .chars()
+            .take(r.col - 1)
+            .map(char::len_utf8)
+            .sum::<usize>();
+    let len = text[start..].find("}}").map_or(0, |i| i + 2);
+    start..start + len
 }
 
 fn collapse_blank_lines(s: &str) -> String {
