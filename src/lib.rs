@@ -8,6 +8,7 @@ pub mod duration;
 pub mod exit;
 pub mod fsutil;
 pub mod plan;
+pub mod platform;
 pub mod plugins;
 pub mod runbook;
 pub mod schema;

@@ -1,0 +1,255 @@
+//! The interface between the engine and the plugins that perform steps.
+//!
+//! A plugin gets a [`StepContext`]: its rendered parameters, the platform,
+//! a per-step log, a progress reporter, a way to record the upgrade's
+//! timestamps, and a graceful-stop token. It returns an [`Outcome`]; a
+//! failing step is data, not an `Err`.
+//!
+//! Force-stop does not ask: the engine drops the plugin's future. Plugins
+//! must therefore be cancel-safe — child processes are spawned with
+//! `kill_on_drop`, partial files are removed by guards on drop.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+use crate::platform::Platform;
+use crate::upgrade::PostgresConfig;
+
+/// How far a step has got: items done of a total, and each item's status.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Items finished.
+    pub done: u64,
+    /// Items in all.
+    pub total: u64,
+    /// Per-item status, e.g. one per database or service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<ItemStatus>,
+}
+
+/// The status of one item of a step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemStatus {
+    /// The item: a database, a service, a task instance.
+    pub name: String,
+    /// Its status in the platform's words, e.g. "Backing up".
+    pub status: String,
+    /// More detail (an error, a size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A timestamp of the upgrade record that a step establishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Milestone {
+    /// Maintenance mode entered.
+    MaintenanceEntered,
+    /// Maintenance mode exited.
+    MaintenanceExited,
+    /// Task scheduling paused.
+    SchedulingPaused,
+    /// Task scheduling resumed.
+    SchedulingResumed,
+    /// Verification finished: the upgrade's completion time.
+    Completed,
+}
+
+/// What a plugin tells the engine while it runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum StepReport {
+    /// Progress changed.
+    Progress {
+        /// The step.
+        step: String,
+        /// Its progress.
+        progress: Progress,
+    },
+    /// A record timestamp was reached.
+    Milestone {
+        /// The step.
+        step: String,
+        /// Which timestamp.
+        milestone: Milestone,
+        /// When.
+        at: jiff::Timestamp,
+    },
+    /// A fact for the report (force-stopped instances, data-update results...).
+    Fact {
+        /// The step.
+        step: String,
+        /// What it is about, e.g. "force-stopped".
+        topic: String,
+        /// The data.
+        data: Value,
+    },
+}
+
+/// How a step ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome")]
+pub enum Outcome {
+    /// Done; later steps may template the outputs in.
+    Succeeded {
+        /// Named outputs.
+        #[serde(default)]
+        outputs: BTreeMap<String, Value>,
+    },
+    /// Failed; the message says why.
+    Failed {
+        /// Why, for the operator.
+        error: String,
+    },
+    /// Ended early because a graceful stop was requested.
+    Stopped,
+}
+
+impl Outcome {
+    /// Success without outputs.
+    pub fn ok() -> Outcome {
+        Outcome::Succeeded {
+            outputs: BTreeMap::new(),
+        }
+    }
+
+    /// A failure.
+    pub fn failed(error: impl Into<String>) -> Outcome {
+        Outcome::Failed {
+            error: error.into(),
+        }
+    }
+}
+
+/// Facts about the upgrade every step may need.
+#[derive(Clone, Debug)]
+pub struct UpgradeInfo {
+    /// The record's id.
+    pub record: i64,
+    /// Installed version when the upgrade started.
+    pub current_version: String,
+    /// Target version.
+    pub target_version: String,
+    /// The folder for this record's files (logs, backups).
+    pub record_dir: PathBuf,
+    /// PostgreSQL settings from the upgrade file.
+    pub postgres: Option<PostgresConfig>,
+}
+
+/// Everything a plugin gets for one attempt of one step.
+#[derive(Clone)]
+pub struct StepContext {
+    /// The step's id.
+    pub step: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The rendered parameters.
+    pub params: BTreeMap<String, Value>,
+    /// The upgrade.
+    pub upgrade: Arc<UpgradeInfo>,
+    /// The platform being upgraded.
+    pub platform: Arc<dyn Platform>,
+    /// Cancelled when the operator asks for a graceful stop.
+    pub stop: CancellationToken,
+    log: Arc<Mutex<Box<dyn Write + Send>>>,
+    reports: UnboundedSender<StepReport>,
+}
+
+impl StepContext {
+    /// A context; `log` receives the step's log lines.
+    pub fn new(
+        step: String,
+        attempt: u32,
+        params: BTreeMap<String, Value>,
+        upgrade: Arc<UpgradeInfo>,
+        platform: Arc<dyn Platform>,
+        stop: CancellationToken,
+        log: Box<dyn Write + Send>,
+        reports: UnboundedSender<StepReport>,
+    ) -> StepContext {
+        StepContext {
+            step,
+            attempt,
+            params,
+            upgrade,
+            platform,
+            stop,
+            log: Arc::new(Mutex::new(log)),
+            reports,
+        }
+    }
+
+    /// Appends a line to the step's log.
+    pub fn log(&self, line: impl AsRef<str>) {
+        let line = line.as_ref();
+        tracing::debug!(step = %self.step, "{line}");
+        if let Ok(mut log) = self.log.lock() {
+            let stamp = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ");
+            // A log that cannot be written must not fail the step itself.
+            let _ = writeln!(log, "{stamp} {line}").and_then(|()| log.flush());
+        }
+    }
+
+    /// Reports progress.
+    pub fn progress(&self, progress: Progress) {
+        let _ = self.reports.send(StepReport::Progress {
+            step: self.step.clone(),
+            progress,
+        });
+    }
+
+    /// Records that a timestamp of the upgrade was reached now.
+    pub fn milestone(&self, milestone: Milestone, at: jiff::Timestamp) {
+        let _ = self.reports.send(StepReport::Milestone {
+            step: self.step.clone(),
+            milestone,
+            at,
+        });
+    }
+
+    /// Records a fact for the report.
+    pub fn fact(&self, topic: &str, data: Value) {
+        let _ = self.reports.send(StepReport::Fact {
+            step: self.step.clone(),
+            topic: topic.to_owned(),
+            data,
+        });
+    }
+
+    /// A string parameter.
+    pub fn str_param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).and_then(Value::as_str)
+    }
+
+    /// A boolean parameter; templated values arrive as "true"/"false".
+    pub fn bool_param(&self, name: &str) -> Option<bool> {
+        match self.params.get(name)? {
+            Value::Bool(b) => Some(*b),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// A list-of-strings parameter.
+    pub fn list_param(&self, name: &str) -> Option<Vec<String>> {
+        let items = self.params.get(name)?.as_array()?;
+        items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// A plugin: performs one kind of step.
+#[async_trait::async_trait]
+pub trait Executor: Send + Sync {
+    /// Runs one attempt. Must be cancel-safe (see the module docs).
+    async fn run(&self, ctx: &StepContext) -> Outcome;
+}
