@@ -143,6 +143,17 @@ pub struct UpgradeInfo {
     pub postgres: Option<PostgresConfig>,
 }
 
+/// What every step of one upgrade shares.
+#[derive(Clone)]
+pub struct StepEnv {
+    /// The upgrade.
+    pub upgrade: Arc<UpgradeInfo>,
+    /// The platform being upgraded.
+    pub platform: Arc<dyn Platform>,
+    /// Where plugins' reports go (the engine).
+    pub reports: UnboundedSender<StepReport>,
+}
+
 /// Everything a plugin gets for one attempt of one step.
 #[derive(Clone)]
 pub struct StepContext {
@@ -163,26 +174,24 @@ pub struct StepContext {
 }
 
 impl StepContext {
-    /// A context; `log` receives the step's log lines.
+    /// A context for one attempt; `log` receives the step's log lines.
     pub fn new(
         step: String,
         attempt: u32,
         params: BTreeMap<String, Value>,
-        upgrade: Arc<UpgradeInfo>,
-        platform: Arc<dyn Platform>,
+        env: &StepEnv,
         stop: CancellationToken,
         log: Box<dyn Write + Send>,
-        reports: UnboundedSender<StepReport>,
     ) -> StepContext {
         StepContext {
             step,
             attempt,
             params,
-            upgrade,
-            platform,
+            upgrade: Arc::clone(&env.upgrade),
+            platform: Arc::clone(&env.platform),
             stop,
             log: Arc::new(Mutex::new(log)),
-            reports,
+            reports: env.reports.clone(),
         }
     }
 
