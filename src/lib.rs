@@ -3,4 +3,5 @@
 //! The binary in `main.rs` is a thin clap front end; everything it does lives
 //! in this library so that tests and benchmarks drive the same code.
 
+pub mod store;
 pub mod version;
