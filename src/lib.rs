@@ -13,6 +13,7 @@ pub mod plugins;
 pub mod runbook;
 pub mod schema;
 pub mod source;
+pub mod store;
 pub mod template;
 pub mod upgrade;
 pub mod version;

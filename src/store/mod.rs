@@ -1,0 +1,20 @@
+//! The durable state store: upgrade records with their statuses and
+//! timestamps, step states, the append-only event journal and operator
+//! commands, kept so that an upgrade survives a crash and leaves a history.
+//!
+//! The store also owns the single active-upgrade lock: at most one record is
+//! Configuring, Upgrading or Verifying at a time, enforced by the database so
+//! that it holds across processes.
+
+mod error;
+mod history;
+mod model;
+mod sqlite;
+
+pub use error::StoreError;
+pub use history::{HistoryRow, hhh_mm_ss, history_rows, render_json, render_table};
+pub use model::{
+    Command, CommandKind, CommandStatus, Event, NewRecord, Record, RecordAction, RecordId,
+    RecordStatus, RecordTime, StepRow, StepState,
+};
+pub use sqlite::{FORMAT_VERSION, SqliteStore};
