@@ -99,7 +99,11 @@ pub enum Target {
 /// and type errors are returned as diagnostics; keys that `T` does not
 /// define are returned separately so the caller can report them together
 /// with its own checks.
-pub fn parse<T: DeserializeOwned>(file: &Arc<SourceFile>) -> Result<(T, Vec<DocPath>), Diags> {
+/// `schema` names the file's JSON Schema for hints (e.g. `schemas/upgrade.schema.json`).
+pub fn parse<T: DeserializeOwned>(
+    file: &Arc<SourceFile>,
+    schema: &str,
+) -> Result<(T, Vec<DocPath>), Diags> {
     if file.text.len() > MAX_TOML_BYTES {
         return Err(Diag::new(
             file,
@@ -113,7 +117,7 @@ pub fn parse<T: DeserializeOwned>(file: &Arc<SourceFile>) -> Result<(T, Vec<DocP
     if !errors.is_empty() {
         let mut diags: Vec<Diag> = errors
             .iter()
-            .map(|e| toml_error(file, e, "TOML syntax error"))
+            .map(|e| toml_error(file, e, "TOML syntax error", schema))
             .collect();
         diags.sort_by_key(|d| d.span.start);
         return Err(Diags(diags));
@@ -125,7 +129,7 @@ pub fn parse<T: DeserializeOwned>(file: &Arc<SourceFile>) -> Result<(T, Vec<DocP
         path_segments(&path, &mut segs);
         unknown.push(DocPath(segs));
     })
-    .map_err(|e| Diags::from(toml_error(file, &e, "invalid value")))?;
+    .map_err(|e| Diags::from(toml_error(file, &e, "invalid value", schema)))?;
     Ok((value, unknown))
 }
 
@@ -147,7 +151,12 @@ fn path_segments(path: &serde_ignored::Path<'_>, out: &mut Vec<Seg>) {
     }
 }
 
-fn toml_error(file: &Arc<SourceFile>, error: &toml::de::Error, fallback: &str) -> Diag {
+fn toml_error(
+    file: &Arc<SourceFile>,
+    error: &toml::de::Error,
+    fallback: &str,
+    schema: &str,
+) -> Diag {
     let span = error.span().unwrap_or(0..0);
     let message = error.message().trim().to_owned();
     let message = if message.is_empty() {
@@ -155,7 +164,7 @@ fn toml_error(file: &Arc<SourceFile>, error: &toml::de::Error, fallback: &str) -
     } else {
         message
     };
-    Diag::new(file, span, message).hint("see schemas/runbook.schema.json for the format")
+    Diag::new(file, span, message).hint(format!("see {schema} for the format"))
 }
 
 /// The byte range of `path` in `file`. When the path does not exist (a
@@ -228,7 +237,7 @@ mod tests {
     #[test]
     fn reports_every_syntax_error() {
         let file = SourceFile::new("t.toml", "name = \nother = = 1\n");
-        let err = parse::<Doc>(&file).unwrap_err();
+        let err = parse::<Doc>(&file, "schemas/test.json").unwrap_err();
         assert!(err.0.len() >= 2, "{err}");
         assert_eq!(err.0[0].location(), "t.toml:1:8");
         assert_eq!(err.0[1].location(), "t.toml:2:9");
@@ -238,7 +247,7 @@ mod tests {
     fn collects_unknown_keys_with_their_paths() {
         let text = "name = \"x\"\ncolour = 1\n[[steps]]\nid = \"a\"\nneeds = []\n";
         let file = SourceFile::new("t.toml", text);
-        let (_doc, unknown) = parse::<Doc>(&file).unwrap();
+        let (_doc, unknown) = parse::<Doc>(&file, "schemas/test.json").unwrap();
         let paths: Vec<String> = unknown.iter().map(ToString::to_string).collect();
         assert_eq!(paths, ["colour", "steps[0].needs"]);
         let span = locate(&file, &unknown[1], Target::Key);
@@ -260,7 +269,7 @@ mod tests {
     #[test]
     fn type_errors_point_at_the_value() {
         let file = SourceFile::new("t.toml", "name = 5\n");
-        let err = parse::<Doc>(&file).unwrap_err();
+        let err = parse::<Doc>(&file, "schemas/test.json").unwrap_err();
         assert_eq!(err.0[0].location(), "t.toml:1:8");
     }
 }

@@ -193,7 +193,7 @@ impl Upgrade {
     /// Parses an upgrade file's text (`path` names it in diagnostics).
     pub fn from_text(path: &Path, text: String) -> Result<Upgrade, Diags> {
         let source = SourceFile::new(path.display().to_string(), text);
-        let (file, unknown) = source::parse::<UpgradeFile>(&source)?;
+        let (file, unknown) = source::parse::<UpgradeFile>(&source, "schemas/upgrade.schema.json")?;
         let mut diags = Diags::default();
         crate::runbook::check::report_unknown(
             &source,

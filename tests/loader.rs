@@ -1487,17 +1487,15 @@ fn upgrade_mode_not_available_for_the_versions() {
         d.hint
             .as_deref()
             .unwrap()
-            .starts_with("use the downtime runbook")
+            .starts_with("use runbook = \"downtime@1\" instead.")
     );
 }
 
 // ---------------------------------------------------------------------------
-// Known bugs: these assert the intended behaviour and are ignored until
-// src/ is fixed (see the test report).
+// Regression tests for loader bugs found in review (each once failed).
 // ---------------------------------------------------------------------------
 
 #[test]
-#[ignore = "bug: narrow_to_reference assumes a one-character opening quote (check.rs)"]
 fn template_reference_at_the_start_of_a_multi_line_string() {
     let d = single(
         r#"schema = 1
@@ -1518,7 +1516,6 @@ with = { shell = """{{inputs.x}} now""" }
 }
 
 #[test]
-#[ignore = "bug: `before` and `remove` are accepted in a runbook without `extends` (check.rs file_level)"]
 fn overlay_only_fields_in_a_base_runbook_are_refused() {
     let all = errors(
         r#"schema = 1
@@ -1541,7 +1538,6 @@ with = { duration = "1s" }
 }
 
 #[test]
-#[ignore = "bug: syntax and type errors in an upgrade file hint at the runbook schema (source.rs toml_error)"]
 fn upgrade_file_type_errors_hint_at_the_upgrade_schema() {
     let d = plan_error(&UPGRADE.replace("\"V5.2.0.01\"", "\"5.x\""));
     assert!(
@@ -1551,7 +1547,6 @@ fn upgrade_file_type_errors_hint_at_the_upgrade_schema() {
 }
 
 #[test]
-#[ignore = "bug: a missing required input is reported again by every template that reads it (plan/resolve.rs)"]
 fn upgrade_missing_required_input_is_reported_once() {
     let d = plan_error(&UPGRADE.replace("contact_phone = \"+86 571 8888-0000\"\n", ""));
     assert_eq!(d.message, "input `contact_phone` is required");

@@ -654,12 +654,10 @@ fn example_site_adds_patches_and_removes() {
 }
 
 // ---------------------------------------------------------------------------
-// Known loader bugs: these assert the intended behaviour and are ignored
-// until src/ is fixed (see the test report).
+// Regression tests for loader bugs found in review (each once failed).
 // ---------------------------------------------------------------------------
 
 #[test]
-#[ignore = "bug: `before` naming a missing step is silently ignored (overlay.rs apply_layer)"]
 fn before_naming_a_missing_step_is_reported() {
     let (dir, result) = with_site(
         "\n[[steps]]\nid = \"snap\"\nuses = \"wait\"\nwith = { duration = \"1s\" }\nbefore = [\"finsh\"]\n",
@@ -674,7 +672,6 @@ fn before_naming_a_missing_step_is_reported() {
 }
 
 #[test]
-#[ignore = "bug: `before` naming a step added later in the same overlay is dropped (overlay.rs apply_layer)"]
 fn before_naming_a_step_added_later_in_the_same_overlay() {
     let (_dir, result) = with_site(
         r#"
@@ -695,7 +692,6 @@ with = { duration = "1s" }
 }
 
 #[test]
-#[ignore = "bug: load_with_site does not check that the site's `extends` names the given base (load.rs read_chain)"]
 fn site_extending_another_base_than_the_upgrade_names_is_refused() {
     let dir = tree(&[("site.toml", "schema = 1\nextends = \"semi-downtime@1\"\n")]);
     let result = runbook::runbook::load_with_site("downtime@1", Some("site.toml"), dir.path());
@@ -706,7 +702,6 @@ fn site_extending_another_base_than_the_upgrade_names_is_refused() {
 }
 
 #[test]
-#[ignore = "bug: field_site picks the last layer that sets `with` at all, not the one that sets the key (resolved.rs)"]
 fn error_in_a_base_with_key_is_located_in_the_base() {
     let base = BASE.replace("action = \"enter\"", "action = \"sideways\"");
     let site = "schema = 1\nextends = \"base.toml\"\n[[steps]]\nid = \"migrate\"\nwith = { announcement = \"bye\" }\n";
@@ -721,7 +716,6 @@ fn error_in_a_base_with_key_is_located_in_the_base() {
 }
 
 #[test]
-#[ignore = "bug: top_diag picks the last layer that has any `inputs`, not the one declaring the input (resolved.rs)"]
 fn error_in_a_base_input_default_is_located_in_the_base() {
     let base = format!("{BASE}\n[inputs.x]\ntype = \"email\"\ndefault = \"bad\"\n");
     let site = "schema = 1\nextends = \"base.toml\"\n[inputs.y]\ntype = \"string\"\n";
@@ -736,7 +730,6 @@ fn error_in_a_base_input_default_is_located_in_the_base() {
 }
 
 #[test]
-#[ignore = "bug: a step added by a middle overlay and patched on top is labelled `site+site` (resolved.rs origin_label)"]
 fn step_added_by_a_middle_overlay_and_patched_on_top_is_labelled_site() {
     let mid = "schema = 1\nextends = \"base.toml\"\n[[steps]]\nid = \"extra\"\nuses = \"wait\"\nwith = { duration = \"1s\" }\n";
     let top = "schema = 1\nextends = \"mid.toml\"\n[[steps]]\nid = \"extra\"\nestimate = \"5m\"\n";
@@ -746,7 +739,6 @@ fn step_added_by_a_middle_overlay_and_patched_on_top_is_labelled_site() {
 }
 
 #[test]
-#[ignore = "bug: a wrong major in `extends` is reported inside the shipped runbook, not at `extends` (load.rs check_version_req)"]
 fn wrong_major_in_extends_is_reported_at_extends() {
     let dir = tree(&[("site.toml", "schema = 1\nextends = \"semi-downtime@7\"\n")]);
     let diags = load(&dir, "site.toml").unwrap_err();

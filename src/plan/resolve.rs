@@ -72,7 +72,11 @@ pub fn plan_runbook(
     let mut diags = Diags::default();
     let versions = versions(upgrade, ctx, &mut diags);
     let mode = mode(runbook, upgrade, &mut diags);
+    let before_inputs = diags.0.len();
     let inputs = inputs(runbook, upgrade, ctx, &mut diags);
+    // With an input missing or invalid, every template reading it would
+    // fail too; one error per input is enough.
+    let inputs_ok = diags.0.len() == before_inputs;
     decisions(runbook, upgrade, &mut diags);
     let (Some(path), Some(mode)) = (versions, mode) else {
         return Err(diags);
@@ -87,8 +91,8 @@ pub fn plan_runbook(
                     format!("{mode} is not available for this upgrade: {reason}"),
                 )
                 .hint(format!(
-                    "use the {} runbook ({}); {}",
-                    advice.recommended, advice.recommended, advice.why
+                    "use runbook = \"{}@1\" instead. {}",
+                    advice.recommended, advice.why
                 )),
         );
     }
@@ -105,6 +109,9 @@ pub fn plan_runbook(
     let hb = template::registry();
     let mut steps = Vec::new();
     let mut handlers = Vec::new();
+    if !inputs_ok {
+        return Err(diags);
+    }
     for step in &runbook.steps {
         let planned = plan_step(runbook, step, upgrade, &hb, &context, &mut diags);
         if step.is_handler() {

@@ -111,6 +111,9 @@ pub fn file_level(file: &Arc<SourceFile>, model: &RunbookFile, diags: &mut Diags
             }
         }
     }
+    if model.extends.is_none() {
+        overlay_only_fields(file, model, diags);
+    }
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, step) in model.steps.iter().enumerate() {
         let path = DocPath::root().key("steps").index(i).key("id");
@@ -133,6 +136,29 @@ pub fn file_level(file: &Arc<SourceFile>, model: &RunbookFile, diags: &mut Diags
                     .hint("give each step a unique id; in an overlay, reuse an id only to patch a base step"),
             );
         }
+    }
+}
+
+/// `remove` and `before` patch a base; a runbook without `extends` has none.
+fn overlay_only_fields(file: &Arc<SourceFile>, model: &RunbookFile, diags: &mut Diags) {
+    let hint = "only an overlay (a runbook with `extends`) may use it; in a base runbook, edit `needs` instead";
+    if !model.remove.is_empty() {
+        let span = source::locate(file, &DocPath::root().key("remove"), Target::Value);
+        diags.push(Diag::new(file, span, "`remove` in a runbook that extends nothing").hint(hint));
+    }
+    for (i, step) in model
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.before.is_some())
+    {
+        let path = DocPath::root().key("steps").index(i).key("before");
+        let span = source::locate(file, &path, Target::Value);
+        let message = format!(
+            "`before` on step `{}` in a runbook that extends nothing",
+            step.id
+        );
+        diags.push(Diag::new(file, span, message).hint(hint));
     }
 }
 
@@ -429,7 +455,14 @@ fn narrow_to_reference(diag: &mut Diag, text: &str, reference: &template::Refere
             l.chars().take(reference.col - 1).map(char::len_utf8).sum()
         });
     let file_text = &diag.file.text;
-    let start = diag.span.start + 1;
+    let opening = &file_text[diag.span.start.min(file_text.len())..];
+    // TOML drops a newline right after an opening triple quote.
+    let quote = if opening.starts_with("\"\"\"") || opening.starts_with("'''") {
+        3 + usize::from(opening[3..].starts_with('\n'))
+    } else {
+        1
+    };
+    let start = diag.span.start + quote;
     if file_text.get(start..start + offset) == text.get(..offset) {
         let len = file_text[start + offset..].find("}}").map_or(0, |i| i + 2);
         diag.span = start + offset..start + offset + len;
@@ -525,7 +558,11 @@ fn step_output(
     if let Some(spec) = spec.filter(|s| !s.has_output(output)) {
         return Err((
             format!("step `{other}` ({}) has no output `{output}`", spec.name),
-            format!("its outputs are {}", quoted(spec.outputs.iter().copied())),
+            if spec.outputs.is_empty() {
+                format!("`{}` has no outputs", spec.name)
+            } else {
+                format!("its outputs are {}", quoted(spec.outputs.iter().copied()))
+            },
         ));
     }
     if !is_ancestor(runbook, other, &step.step.id, ids) {

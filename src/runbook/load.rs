@@ -81,7 +81,7 @@ fn read_chain(
     let mut next = Some((top, None::<Diag>));
     let mut fallback = fallback_base;
     while let Some((reference, referrer)) = next.take() {
-        let file = read(&reference, referrer)?;
+        let file = read(&reference, referrer.clone())?;
         if layers.iter().any(|l| l.file.name == file.name) {
             let chain: Vec<&str> = layers.iter().map(|l| l.file.name.as_str()).collect();
             return Err(extends_diag(
@@ -100,20 +100,42 @@ fn read_chain(
                 extends_diag(&layers, format!("more than {MAX_CHAIN} overlays deep")).into(),
             );
         }
-        let (model, unknown) = source::parse::<RunbookFile>(&file)?;
+        let (model, unknown) =
+            match source::parse::<RunbookFile>(&file, "schemas/runbook.schema.json") {
+                Ok(parsed) => parsed,
+                // Keep what the layers above this one already showed.
+                Err(mut unparsable) => {
+                    unparsable.0.append(&mut diags.0);
+                    unparsable.0.sort_by(|a, b| {
+                        (a.file.name.as_str(), a.span.start)
+                            .cmp(&(b.file.name.as_str(), b.span.start))
+                    });
+                    return Err(unparsable);
+                }
+            };
         check::unknown_fields(&file, &unknown, diags);
         check::file_level(&file, &model, diags);
         let dir = dir_of(&reference);
         next = match (&model.extends, fallback.take()) {
-            (Some(base), _) => {
+            (Some(base), wanted) => {
                 let path = DocPath::root().key("extends");
                 let span = source::locate(&file, &path, Target::Value);
+                let base_ref = RunbookRef::parse(base, &dir);
+                if let Some(wanted) = wanted.filter(|w| !same_runbook(w, &base_ref)) {
+                    let message = format!(
+                        "this site overlay extends `{base}`, but the upgrade file's runbook is {}",
+                        wanted.describe()
+                    );
+                    diags.push(Diag::new(&file, span.clone(), message).hint(
+                        "make the upgrade file's `runbook` and the overlay's `extends` name the same base",
+                    ));
+                }
                 let here = Diag::new(
                     &file,
                     span,
                     format!("cannot load the base runbook `{base}`"),
                 );
-                Some((RunbookRef::parse(base, &dir), Some(here)))
+                Some((base_ref, Some(here)))
             }
             (None, Some(base)) => Some((base, None)),
             (None, None) => None,
@@ -123,7 +145,7 @@ fn read_chain(
                 name,
                 version: Some(want),
             } => {
-                check_version_req(name, want, &model, &file, diags);
+                check_version_req(name, want, &model, &file, referrer, diags);
                 model.version.clone()
             }
             _ => model.version.clone(),
@@ -190,6 +212,7 @@ fn check_version_req(
     want: &str,
     model: &RunbookFile,
     file: &Arc<SourceFile>,
+    referrer: Option<Diag>,
     diags: &mut Diags,
 ) {
     let have = model.version.as_deref().unwrap_or("0.0.0");
@@ -197,20 +220,46 @@ fn check_version_req(
         || have.split('.').next() == Some(want)
         || have.starts_with(&format!("{want}."));
     if !matches {
-        let span = source::locate(file, &DocPath::root().key("version"), Target::Value);
+        // Point at the reference the user wrote, not into the shipped file.
+        let (at_file, span) = referrer.map(|r| (r.file, r.span)).unwrap_or_else(|| {
+            let span = source::locate(file, &DocPath::root().key("version"), Target::Value);
+            (file.clone(), span)
+        });
+        let message =
+            format!("`{name}@{want}` was asked for, but the shipped `{name}` is version {have}");
+        let major = have.split('.').next().unwrap_or(have);
         diags.push(
-            Diag::new(
-                file,
-                span,
-                format!(
-                    "`{name}@{want}` was asked for, but the shipped `{name}` is version {have}"
-                ),
-            )
-            .hint(format!(
-                "refer to it as `{name}@{}`",
-                have.split('.').next().unwrap_or(have)
-            )),
+            Diag::new(&at_file, span, message).hint(format!("refer to it as `{name}@{major}`")),
         );
+    }
+}
+
+/// Whether two references name the same runbook (shipped ones by name,
+/// files by their canonical path).
+fn same_runbook(a: &RunbookRef, b: &RunbookRef) -> bool {
+    match (a, b) {
+        (RunbookRef::Shipped { name: x, .. }, RunbookRef::Shipped { name: y, .. }) => x == y,
+        (RunbookRef::Path(x), RunbookRef::Path(y)) => match (x.canonicalize(), y.canonicalize()) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => x == y,
+        },
+        _ => false,
+    }
+}
+
+impl RunbookRef {
+    fn describe(&self) -> String {
+        match self {
+            RunbookRef::Shipped {
+                name,
+                version: Some(v),
+            } => format!("`{name}@{v}`"),
+            RunbookRef::Shipped {
+                name,
+                version: None,
+            } => format!("`{name}`"),
+            RunbookRef::Path(p) => format!("`{}`", p.display()),
+        }
     }
 }
 

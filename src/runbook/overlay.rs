@@ -119,13 +119,42 @@ fn apply_layer(runbook: &mut Runbook, layer_index: usize, layer: &Layer, diags: 
                     .collect();
             }
         }
-        if let Some(before) = &step.before {
-            for target in before {
-                if let Some(&t) = index.get(target) {
+    }
+    // `before` is applied once every step of the layer exists, so it may
+    // name a step the same overlay adds further down.
+    for (step_index, step) in model.steps.iter().enumerate() {
+        for (j, target) in step.before.iter().flatten().enumerate() {
+            match index.get(target) {
+                Some(&t) => {
                     let needs = runbook.steps[t].step.needs.get_or_insert_with(Vec::new);
                     if !needs.contains(&step.id) {
                         needs.push(step.id.clone());
                     }
+                }
+                None => {
+                    let path = DocPath::root()
+                        .key("steps")
+                        .index(step_index)
+                        .key("before")
+                        .index(j);
+                    let span = source::locate(&layer.file, &path, Target::Value);
+                    let ids = index.keys().map(String::as_str);
+                    let hint = crate::runbook::check::suggest(target, ids)
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .unwrap_or_else(|| {
+                            "`before` lists ids of steps that must wait for this one".into()
+                        });
+                    diags.push(
+                        Diag::new(
+                            &layer.file,
+                            span,
+                            format!(
+                                "step `{}` must run before `{target}`, which does not exist",
+                                step.id
+                            ),
+                        )
+                        .hint(hint),
+                    );
                 }
             }
         }

@@ -96,12 +96,12 @@ impl Runbook {
 
     /// A label for where a step came from: `base`, `site` or `base+site`.
     pub fn origin_label(&self, origin: &StepOrigin) -> String {
-        let kind = |layer: usize| if layer == 0 { "base" } else { "site" };
-        let mut label = kind(origin.defined_in()).to_owned();
-        if origin.patched() {
-            label.push_str("+site");
+        match (origin.defined_in(), origin.patched()) {
+            (0, false) => "base",
+            (0, true) => "base+site",
+            _ => "site",
         }
-        label
+        .to_owned()
     }
 
     /// A diagnostic at the place a step's field was written: the last layer
@@ -119,13 +119,9 @@ impl Runbook {
 
     /// The file and path of a step's field, as [`Runbook::step_diag`] uses.
     pub fn field_site(&self, step: &RunbookStep, field: &[&str]) -> (Arc<SourceFile>, DocPath) {
-        let top = field.first().copied().unwrap_or("id");
         for &(layer, index) in step.origin.layers.iter().rev() {
             let raw = &self.layers[layer].model.steps[index];
-            let set = serde_json::to_value(raw)
-                .ok()
-                .and_then(|v| v.get(top).cloned())
-                .is_some();
+            let set = serde_json::to_value(raw).is_ok_and(|v| sets(&v, field.iter().copied()));
             if set {
                 return (self.layers[layer].file.clone(), step_path(index, field));
             }
@@ -136,24 +132,45 @@ impl Runbook {
 
     /// A diagnostic at a top-level path of the last layer that sets `key`.
     pub fn top_diag(&self, path: &DocPath, message: impl Into<String>) -> Diag {
-        let key = match path.0.first() {
-            Some(crate::source::Seg::Key(k)) => k.as_str(),
-            _ => "",
-        };
-        let layer = self
-            .layers
+        let segs: Vec<String> = path
+            .0
             .iter()
-            .rev()
-            .find(|l| {
-                serde_json::to_value(&l.model)
-                    .ok()
-                    .and_then(|v| v.get(key).cloned())
-                    .is_some()
+            .map(|s| match s {
+                crate::source::Seg::Key(k) => k.clone(),
+                crate::source::Seg::Index(i) => i.to_string(),
             })
+            .collect();
+        // The last layer that writes the value itself (or, failing that, its
+        // nearest parent) is where the operator must fix it.
+        let writes = |depth: usize| {
+            self.layers.iter().rev().find(|l| {
+                serde_json::to_value(&l.model)
+                    .is_ok_and(|v| sets(&v, segs[..depth].iter().map(String::as_str)))
+            })
+        };
+        let layer = (1..=segs.len())
+            .rev()
+            .find_map(writes)
             .unwrap_or(&self.layers[self.layers.len() - 1]);
         let span = source::locate(&layer.file, path, Target::Value);
         Diag::new(&layer.file, span, message)
     }
+}
+
+/// Whether `value` has something at `path` (keys, or indexes into arrays).
+fn sets<'a>(value: &serde_json::Value, path: impl IntoIterator<Item = &'a str>) -> bool {
+    let mut node = value;
+    for seg in path {
+        let next = match node {
+            serde_json::Value::Array(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
+            other => other.get(seg),
+        };
+        match next {
+            Some(n) if !n.is_null() => node = n,
+            _ => return false,
+        }
+    }
+    true
 }
 
 fn step_path(index: usize, field: &[&str]) -> DocPath {
