@@ -14,7 +14,7 @@ mod sqlite;
 pub use error::StoreError;
 pub use history::{HistoryRow, hhh_mm_ss, history_rows, render_json, render_table};
 pub use model::{
-    Command, CommandKind, CommandStatus, Event, NewRecord, Record, RecordAction, RecordId,
+    Change, Command, CommandKind, CommandStatus, Event, NewRecord, Record, RecordAction, RecordId,
     RecordStatus, RecordTime, StepRow, StepState,
 };
 pub use sqlite::{FORMAT_VERSION, SqliteStore};

@@ -563,3 +563,23 @@ mod tests {
         assert_eq!(record.maintenance_duration(t(400)), None);
     }
 }
+
+/// One change to a record, for [`crate::store::SqliteStore::commit`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// A step's latest state.
+    Step(StepRow),
+    /// A journal entry.
+    Event {
+        /// What happened, e.g. `step-finished`.
+        kind: String,
+        /// The step it is about.
+        step: Option<String>,
+        /// Details.
+        data: serde_json::Value,
+    },
+    /// A record timestamp.
+    Time(RecordTime, jiff::Timestamp),
+    /// A status change, with who closed the record.
+    Status(RecordStatus, Option<String>),
+}

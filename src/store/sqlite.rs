@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 
 use super::error::StoreError;
 use super::model::{
-    Command, CommandKind, CommandStatus, Event, NewRecord, Record, RecordId, RecordStatus,
+    Change, Command, CommandKind, CommandStatus, Event, NewRecord, Record, RecordId, RecordStatus,
     RecordTime, StepRow,
 };
 use codec::{
@@ -151,31 +151,7 @@ impl SqliteStore {
         status: RecordStatus,
         closed_by: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.write(|tx| {
-            let from = status_of(tx, id)?;
-            if !from.can_become(status) {
-                return Err(StoreError::IllegalTransition {
-                    id,
-                    from,
-                    to: status,
-                }
-                .into());
-            }
-            tx.execute(
-                "UPDATE records SET status = ?2, closed_by = COALESCE(?3, closed_by),
-                     completed_at = CASE WHEN ?4 THEN COALESCE(completed_at, ?5)
-                                         ELSE completed_at END
-                 WHERE id = ?1",
-                params![
-                    id,
-                    status,
-                    closed_by,
-                    status.is_terminal(),
-                    Ts(Timestamp::now())
-                ],
-            )?;
-            Ok(())
-        })
+        self.write(|tx| status_tx(tx, id, status, closed_by))
     }
 
     /// Sets one of a record's timestamps.
@@ -185,46 +161,12 @@ impl SqliteStore {
         which: RecordTime,
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        let column = match which {
-            RecordTime::Started => "started_at",
-            RecordTime::Completed => "completed_at",
-            RecordTime::MaintenanceEntered => "maintenance_entered_at",
-            RecordTime::MaintenanceExited => "maintenance_exited_at",
-            RecordTime::SchedulingPaused => "scheduling_paused_at",
-            RecordTime::SchedulingResumed => "scheduling_resumed_at",
-        };
-        self.write(|tx| {
-            let sql = format!("UPDATE records SET {column} = ?2 WHERE id = ?1");
-            match tx.execute(&sql, params![id, Ts(at)])? {
-                0 => Err(StoreError::NotFound(id).into()),
-                _ => Ok(()),
-            }
-        })
+        self.write(|tx| time_tx(tx, id, which, at))
     }
 
     /// Writes the latest state of one step, replacing what was there.
     pub fn upsert_step(&self, id: RecordId, row: &StepRow) -> Result<(), StoreError> {
-        self.write(|tx| {
-            status_of(tx, id)?;
-            tx.execute(
-                "INSERT INTO steps (record, step, state, attempt, started_at, finished_at, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (record, step) DO UPDATE SET
-                     state = excluded.state, attempt = excluded.attempt,
-                     started_at = excluded.started_at, finished_at = excluded.finished_at,
-                     detail = excluded.detail",
-                params![
-                    id,
-                    row.step,
-                    row.state,
-                    row.attempt,
-                    row.started_at.map(Ts),
-                    row.finished_at.map(Ts),
-                    row.detail,
-                ],
-            )?;
-            Ok(())
-        })
+        self.write(|tx| step_tx(tx, id, row))
     }
 
     /// The steps of a record, in the order they were first written.
@@ -249,14 +191,7 @@ impl SqliteStore {
         step: Option<&str>,
         data: &serde_json::Value,
     ) -> Result<i64, StoreError> {
-        self.write(|tx| {
-            status_of(tx, id)?;
-            tx.execute(
-                "INSERT INTO events (record, at, kind, step, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, Ts(Timestamp::now()), kind, step, data.to_string()],
-            )?;
-            Ok(tx.last_insert_rowid())
-        })
+        self.write(|tx| event_tx(tx, id, kind, step, data))
     }
 
     /// A record's journal entries after `after_seq` (0 for all), in order.
@@ -376,6 +311,28 @@ impl SqliteStore {
         })
     }
 
+    /// Applies several changes to one record in a single transaction: one
+    /// fsync for all of them. The engine batches the consequences of one
+    /// event (a step finished, its dependents started) this way, so a chain
+    /// of steps costs about one durable write per step.
+    pub fn commit(&self, id: RecordId, changes: &[Change]) -> Result<(), StoreError> {
+        self.write(|tx| {
+            for change in changes {
+                match change {
+                    Change::Step(row) => step_tx(tx, id, row)?,
+                    Change::Event { kind, step, data } => {
+                        event_tx(tx, id, kind, step.as_deref(), data)?;
+                    }
+                    Change::Time(which, at) => time_tx(tx, id, *which, *at)?,
+                    Change::Status(status, closed_by) => {
+                        status_tx(tx, id, *status, closed_by.as_deref())?
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Runs `f` in an immediate transaction and commits it. Taking the write
     /// lock up front means a busy database is waited for at `BEGIN`, where
     /// SQLite's busy timeout applies, rather than failing mid-transaction.
@@ -475,6 +432,90 @@ fn load_command(tx: &Transaction<'_>, command: i64) -> TxResult<Command> {
     Ok(found.ok_or(StoreError::CommandNotFound(command))?)
 }
 
+fn status_tx(
+    tx: &Transaction<'_>,
+    id: RecordId,
+    status: RecordStatus,
+    closed_by: Option<&str>,
+) -> TxResult<()> {
+    let from = status_of(tx, id)?;
+    if !from.can_become(status) {
+        return Err(StoreError::IllegalTransition {
+            id,
+            from,
+            to: status,
+        }
+        .into());
+    }
+    tx.execute(
+        "UPDATE records SET status = ?2, closed_by = COALESCE(?3, closed_by),
+             completed_at = CASE WHEN ?4 THEN COALESCE(completed_at, ?5)
+                                 ELSE completed_at END
+         WHERE id = ?1",
+        params![
+            id,
+            status,
+            closed_by,
+            status.is_terminal(),
+            Ts(Timestamp::now())
+        ],
+    )?;
+    Ok(())
+}
+
+fn time_tx(tx: &Transaction<'_>, id: RecordId, which: RecordTime, at: Timestamp) -> TxResult<()> {
+    let column = match which {
+        RecordTime::Started => "started_at",
+        RecordTime::Completed => "completed_at",
+        RecordTime::MaintenanceEntered => "maintenance_entered_at",
+        RecordTime::MaintenanceExited => "maintenance_exited_at",
+        RecordTime::SchedulingPaused => "scheduling_paused_at",
+        RecordTime::SchedulingResumed => "scheduling_resumed_at",
+    };
+    let sql = format!("UPDATE records SET {column} = ?2 WHERE id = ?1");
+    match tx.execute(&sql, params![id, Ts(at)])? {
+        0 => Err(StoreError::NotFound(id).into()),
+        _ => Ok(()),
+    }
+}
+
+fn step_tx(tx: &Transaction<'_>, id: RecordId, row: &StepRow) -> TxResult<()> {
+    status_of(tx, id)?;
+    tx.execute(
+        "INSERT INTO steps (record, step, state, attempt, started_at, finished_at, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (record, step) DO UPDATE SET
+             state = excluded.state, attempt = excluded.attempt,
+             started_at = excluded.started_at, finished_at = excluded.finished_at,
+             detail = excluded.detail",
+        params![
+            id,
+            row.step,
+            row.state,
+            row.attempt,
+            row.started_at.map(Ts),
+            row.finished_at.map(Ts),
+            row.detail,
+        ],
+    )?;
+    Ok(())
+}
+
+fn event_tx(
+    tx: &Transaction<'_>,
+    id: RecordId,
+    kind: &str,
+    step: Option<&str>,
+    data: &serde_json::Value,
+) -> TxResult<i64> {
+    status_of(tx, id)?;
+    tx.execute(
+        "INSERT INTO events (record, at, kind, step, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, Ts(Timestamp::now()), kind, step, data.to_string()],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Barrier};
@@ -506,6 +547,53 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("state/runbook.db")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn commit_applies_a_batch_atomically() {
+        let (_dir, store) = temp_store();
+        let id = store
+            .create_record(new_record(RecordStatus::Upgrading))
+            .unwrap();
+        let row = StepRow {
+            step: "a".into(),
+            state: StepState::Succeeded,
+            attempt: 1,
+            started_at: None,
+            finished_at: None,
+            detail: None,
+        };
+        let at = Timestamp::from_second(1_700_000_000).unwrap();
+        let batch = [
+            Change::Step(row.clone()),
+            Change::Event {
+                kind: "step-finished".into(),
+                step: Some("a".into()),
+                data: serde_json::json!({"ok": true}),
+            },
+            Change::Time(RecordTime::MaintenanceEntered, at),
+        ];
+        store.commit(id, &batch).unwrap();
+        assert_eq!(store.steps(id).unwrap(), [row.clone()]);
+        assert_eq!(store.events(id, 0).unwrap().len(), 1);
+        assert_eq!(store.record(id).unwrap().maintenance_entered_at, Some(at));
+
+        // A refused change (leaving a closed record) rolls back the whole batch.
+        store.set_status(id, RecordStatus::Succeeded, None).unwrap();
+        let refused = [
+            Change::Event {
+                kind: "late".into(),
+                step: None,
+                data: serde_json::Value::Null,
+            },
+            Change::Status(RecordStatus::Failed, None),
+        ];
+        assert!(store.commit(id, &refused).is_err());
+        assert_eq!(
+            store.events(id, 0).unwrap().len(),
+            1,
+            "nothing of the batch was kept"
+        );
     }
 
     /// Everything the store holds about one record, for before/after comparison.
