@@ -574,7 +574,7 @@ mod tests {
             Change::Time(RecordTime::MaintenanceEntered, at),
         ];
         store.commit(id, &batch).unwrap();
-        assert_eq!(store.steps(id).unwrap(), [row.clone()]);
+        assert_eq!(store.steps(id).unwrap(), std::slice::from_ref(&row));
         assert_eq!(store.events(id, 0).unwrap().len(), 1);
         assert_eq!(store.record(id).unwrap().maintenance_entered_at, Some(at));
 
