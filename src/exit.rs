@@ -13,3 +13,5 @@ pub const STOPPED: u8 = 3;
 pub const LOCKED: u8 = 4;
 /// An internal or environment error (I/O, database).
 pub const INTERNAL: u8 = 70;
+/// Interrupted with Ctrl-C; the record stays open for `runbook resume`.
+pub const INTERRUPTED: u8 = 130;

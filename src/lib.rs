@@ -3,8 +3,10 @@
 //! The binary in `main.rs` is a thin clap front end; everything it does lives
 //! in this library so that tests and benchmarks drive the same code.
 
+pub mod cli;
 pub mod diag;
 pub mod duration;
+pub mod engine;
 pub mod exit;
 pub mod fsutil;
 pub mod plan;

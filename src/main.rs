@@ -1,15 +1,14 @@
-//! The `runbook` command line: parses arguments, calls the library, maps
-//! outcomes to documented exit codes.
+//! The `runbook` command line: parses arguments and calls the library,
+//! which returns the documented exit code.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use serde_json::json;
 
-use runbook::diag::Diags;
-use runbook::exit;
-use runbook::plan::{self, resolve::PlanContext};
+use runbook::cli::{self, operator, preview, run};
+use runbook::store::CommandKind;
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +19,12 @@ use runbook::plan::{self, resolve::PlanContext};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Mark {
+    Succeeded,
+    Failed,
 }
 
 #[derive(Subcommand)]
@@ -35,17 +40,102 @@ enum Command {
         /// The upgrade file.
         upgrade: PathBuf,
         /// How to print the plan.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = preview::Format::Text)]
+        format: preview::Format,
         /// Also write the resolved plan (JSON, with its digest) to this file, for `apply`.
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Plan and apply an upgrade file.
+    Run {
+        /// The upgrade file.
+        upgrade: PathBuf,
+        #[command(flatten)]
+        flags: run::RunFlags,
+    },
+    /// Apply a plan written by `runbook plan -o` (refused if its sources changed).
+    Apply {
+        /// The plan file.
+        plan: PathBuf,
+        #[command(flatten)]
+        flags: run::RunFlags,
+    },
+    /// Continue an upgrade after a crash, a kill, Ctrl-C or a pause.
+    Resume {
+        /// The record (default: the one in progress).
+        record: Option<i64>,
+        #[command(flatten)]
+        flags: run::RunFlags,
+    },
+    /// Show a record: status, times, steps and progress.
+    Status {
+        /// The record (default: the one in progress, else the latest).
+        record: Option<i64>,
+        /// Keep printing events until the record closes.
+        #[arg(long)]
+        follow: bool,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Stop gracefully (only inside the runbook's stop windows); runs the stop handlers.
+    Stop {
+        /// Rerun the force-stopped instances after stopping (overrides the upgrade file).
+        #[arg(long)]
+        rerun_stopped: Option<bool>,
+        #[arg(long)]
+        record: Option<i64>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Force-stop at any moment: cancels running steps, runs no recovery, closes the record.
+    ForceStop {
+        /// How the record is marked.
+        #[arg(long, value_enum)]
+        mark: Mark,
+        #[arg(long)]
+        record: Option<i64>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Skip a skippable step (`--ack` for steps that need a risk acknowledgment).
+    Skip {
+        step: String,
+        /// Acknowledge the risk of skipping.
+        #[arg(long)]
+        ack: bool,
+        #[arg(long)]
+        record: Option<i64>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Run a failed, paused step again.
+    Retry {
+        step: String,
+        #[arg(long)]
+        record: Option<i64>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Approve a step's gate.
+    Ack {
+        step: String,
+        #[arg(long)]
+        record: Option<i64>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// The upgrade records, with the upgrade manager's columns.
+    History {
+        /// json for machines.
+        #[arg(long, value_enum, default_value_t = HistoryFormat::Table)]
+        format: HistoryFormat,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
     /// Print the JSON Schema of runbook or upgrade files.
     Schema {
-        /// Which schema.
         #[arg(value_enum)]
-        which: SchemaKind,
+        which: preview::SchemaKind,
         /// Write it to this file instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -54,18 +144,10 @@ enum Command {
     Plugins,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Text,
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum HistoryFormat {
+    Table,
     Json,
-    Mermaid,
-    Dot,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum SchemaKind {
-    Runbook,
-    Upgrade,
 }
 
 fn main() -> ExitCode {
@@ -73,122 +155,86 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    let code = match cli.command {
-        Command::Validate { runbooks } => validate(&runbooks),
+    let state = |s: &Option<PathBuf>| cli::state_path(s.as_deref());
+    let code = match Cli::parse().command {
+        Command::Validate { runbooks } => preview::validate(&runbooks),
         Command::Plan {
             upgrade,
             format,
             output,
-        } => plan_cmd(&upgrade, format, output.as_deref()),
-        Command::Schema { which, output } => schema(which, output.as_deref()),
-        Command::Plugins => plugins(),
+        } => preview::plan_cmd(&upgrade, format, output.as_deref()),
+        Command::Run { upgrade, flags } => run::run(&upgrade, &flags),
+        Command::Apply { plan, flags } => run::apply_file(&plan, &flags),
+        Command::Resume { record, flags } => run::resume(record, &flags),
+        Command::Status {
+            record,
+            follow,
+            state: s,
+        } => operator::status(&state(&s), record, follow),
+        Command::Stop {
+            rerun_stopped,
+            record,
+            state: s,
+        } => {
+            let options = rerun_stopped.map_or(json!({}), |r| json!({ "rerun_stopped": r }));
+            operator::command(
+                &state(&s),
+                record,
+                CommandKind::Stop,
+                None,
+                json!({ "options": options }),
+            )
+        }
+        Command::ForceStop {
+            mark,
+            record,
+            state: s,
+        } => {
+            let mark = match mark {
+                Mark::Succeeded => "succeeded",
+                Mark::Failed => "failed",
+            };
+            operator::command(
+                &state(&s),
+                record,
+                CommandKind::ForceStop,
+                None,
+                json!({ "mark": mark }),
+            )
+        }
+        Command::Skip {
+            step,
+            ack,
+            record,
+            state: s,
+        } => operator::command(
+            &state(&s),
+            record,
+            CommandKind::Skip,
+            Some(&step),
+            json!({ "ack": ack }),
+        ),
+        Command::Retry {
+            step,
+            record,
+            state: s,
+        } => operator::command(
+            &state(&s),
+            record,
+            CommandKind::Retry,
+            Some(&step),
+            json!({}),
+        ),
+        Command::Ack {
+            step,
+            record,
+            state: s,
+        } => operator::command(&state(&s), record, CommandKind::Ack, Some(&step), json!({})),
+        Command::History { format, state: s } => {
+            operator::history(&state(&s), matches!(format, HistoryFormat::Json))
+        }
+        Command::Schema { which, output } => preview::schema(which, output.as_deref()),
+        Command::Plugins => preview::plugins(),
     };
     ExitCode::from(code)
-}
-
-fn report(diags: &Diags) -> u8 {
-    eprintln!("{diags}");
-    exit::BAD_INPUT
-}
-
-fn validate(refs: &[String]) -> u8 {
-    let mut code = exit::OK;
-    for reference in refs {
-        match runbook::runbook::load(reference, Path::new(".")) {
-            Ok(rb) => println!(
-                "{reference}: ok ({} {}, {} steps)",
-                rb.name,
-                rb.version,
-                rb.steps.len()
-            ),
-            Err(diags) => code = report(&diags),
-        }
-    }
-    code
-}
-
-fn now() -> jiff::civil::DateTime {
-    jiff::ZonedDateTime::now().datetime()
-}
-
-fn plan_cmd(upgrade: &Path, format: Format, output: Option<&Path>) -> u8 {
-    let ask =
-        || Err("no platform is connected in this build; write the installed version".to_owned());
-    let ctx = PlanContext {
-        now: now(),
-        platform_version: &ask,
-    };
-    let plan = match plan::plan(upgrade, &ctx) {
-        Ok(plan) => plan,
-        Err(diags) => return report(&diags),
-    };
-    let json = serde_json::to_string_pretty(&plan).unwrap_or_default() + "\n";
-    if let Some(path) = output {
-        if let Err(e) = runbook::fsutil::write_atomic(path, json.as_bytes()) {
-            eprintln!("error: cannot write the plan to {}: {e}", path.display());
-            return exit::INTERNAL;
-        }
-    }
-    let text = match format {
-        Format::Text => plan::render::text(&plan),
-        Format::Json => json,
-        Format::Mermaid => plan::render::mermaid(&plan),
-        Format::Dot => plan::render::dot(&plan),
-    };
-    print_out(&text)
-}
-
-fn print_out(text: &str) -> u8 {
-    // A closed pipe (`runbook plan … | head`) is not an error worth a panic.
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Ok(()) => exit::OK,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
-        Err(e) => {
-            eprintln!("error: cannot write to standard output: {e}");
-            exit::INTERNAL
-        }
-    }
-}
-
-fn schema(which: SchemaKind, output: Option<&Path>) -> u8 {
-    let schema = match which {
-        SchemaKind::Runbook => runbook::schema::runbook(),
-        SchemaKind::Upgrade => runbook::schema::upgrade(),
-    };
-    let text = runbook::schema::to_text(&schema);
-    match output {
-        Some(path) => match runbook::fsutil::write_atomic(path, text.as_bytes()) {
-            Ok(()) => exit::OK,
-            Err(e) => {
-                eprintln!("error: cannot write {}: {e}", path.display());
-                exit::INTERNAL
-            }
-        },
-        None => print_out(&text),
-    }
-}
-
-fn plugins() -> u8 {
-    let mut out = String::new();
-    for spec in runbook::plugins::spec::builtins() {
-        out.push_str(&format!("{}\n    {}\n", spec.name, spec.summary));
-        for p in spec.params {
-            let req = if p.required { " (required)" } else { "" };
-            out.push_str(&format!(
-                "    - {}: {}{req} — {}\n",
-                p.name,
-                p.kind.describe(),
-                p.doc
-            ));
-        }
-        if !spec.outputs.is_empty() {
-            out.push_str(&format!("    outputs: {}\n", spec.outputs.join(", ")));
-        }
-    }
-    print_out(&out)
 }

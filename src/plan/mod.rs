@@ -40,6 +40,9 @@ pub struct Plan {
     pub modes: crate::version::ModeAdvice,
     /// Input values after defaults.
     pub inputs: BTreeMap<String, Value>,
+    /// Site variables, for parameters rendered when their step runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, Value>,
     /// Decisions from the upgrade file.
     pub decisions: crate::upgrade::Decisions,
     /// Steps of the normal flow, in execution order.
@@ -56,6 +59,23 @@ pub struct Plan {
     pub estimated_seconds: u64,
     /// The rendered maintenance announcement.
     pub announcement: String,
+    /// Platform, store and database settings from the upgrade file.
+    pub settings: PlanSettings,
+}
+
+/// The upgrade file's settings a run needs, with relative paths resolved
+/// against the upgrade file's folder.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanSettings {
+    /// The platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<crate::upgrade::PlatformConfig>,
+    /// The state store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<crate::upgrade::StoreConfig>,
+    /// PostgreSQL for backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<crate::upgrade::PostgresConfig>,
 }
 
 /// One file the plan was made from.
@@ -153,6 +173,9 @@ pub struct PlannedStep {
     /// Set when the step will not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip: Option<SkipReason>,
+    /// A stop handler's condition, evaluated at stop time (it reads `stop.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
     /// A graceful stop is accepted while this step runs (or before it starts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_window: Option<String>,

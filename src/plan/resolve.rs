@@ -146,6 +146,7 @@ pub fn plan_runbook(
         },
         modes: advice,
         inputs,
+        vars: runbook.vars.clone().into_iter().collect(),
         decisions: upgrade.file.decisions.clone(),
         steps,
         handlers,
@@ -158,8 +159,31 @@ pub fn plan_runbook(
         critical_path,
         estimated_seconds,
         announcement,
+        settings: settings(upgrade),
     }
     .with_digest())
+}
+
+/// The upgrade file's settings, with relative paths made relative to the
+/// folder `runbook` runs in, so a plan file works from there.
+fn settings(upgrade: &Upgrade) -> crate::plan::PlanSettings {
+    let resolve = |p: &Option<String>| {
+        p.as_ref()
+            .map(|p| upgrade.dir.join(p).display().to_string())
+    };
+    let mut platform = upgrade.file.platform.clone();
+    if let Some(p) = &mut platform {
+        p.state = resolve(&p.state);
+    }
+    let mut store = upgrade.file.store.clone();
+    if let Some(s) = &mut store {
+        s.path = resolve(&s.path);
+    }
+    crate::plan::PlanSettings {
+        platform,
+        store,
+        postgres: upgrade.file.postgres.clone(),
+    }
 }
 
 fn versions(upgrade: &Upgrade, ctx: &PlanContext<'_>, diags: &mut Diags) -> Option<UpgradePath> {
@@ -479,6 +503,11 @@ fn plan_step(
         on_failure: s.on_failure.unwrap_or_default(),
         idempotent: s.idempotent.unwrap_or(false),
         skip,
+        when: if step.is_handler() {
+            s.when.clone()
+        } else {
+            None
+        },
         stop_window: stop_window(runbook, &s.id),
         spared_by_force_stop: runbook.force_stop.spares.contains(&s.id),
         origin: runbook.origin_label(&step.origin),

@@ -25,3 +25,32 @@ impl PlatformError {
         }
     }
 }
+
+/// The platform of an upgrade file without a `[platform]` section that
+/// runs only generic steps (exec, wait, gate...): every platform
+/// operation fails with an explanation instead of touching anything.
+pub struct Unconfigured;
+
+#[async_trait::async_trait]
+impl Platform for Unconfigured {
+    async fn installed_version(&self) -> Result<Version, PlatformError> {
+        Err(unconfigured())
+    }
+}
+
+fn unconfigured() -> PlatformError {
+    PlatformError::new("no platform is configured; add a [platform] section to the upgrade file")
+}
+
+/// Opens the platform an upgrade file names.
+pub fn open(
+    config: Option<&crate::upgrade::PlatformConfig>,
+) -> Result<std::sync::Arc<dyn Platform>, PlatformError> {
+    match config {
+        None => Ok(std::sync::Arc::new(Unconfigured)),
+        Some(c) => Err(PlatformError::new(format!(
+            "the {:?} platform is not available in this build",
+            c.kind
+        ))),
+    }
+}

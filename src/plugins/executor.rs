@@ -261,4 +261,12 @@ impl StepContext {
 pub trait Executor: Send + Sync {
     /// Runs one attempt. Must be cancel-safe (see the module docs).
     async fn run(&self, ctx: &StepContext) -> Outcome;
+
+    /// After a crash: what became of `attempt`, which was running when
+    /// `runbook` died? `None` when the plugin cannot tell; the engine then
+    /// re-runs an idempotent step and asks about any other.
+    async fn recover(&self, ctx: &StepContext, attempt: u32) -> Option<Outcome> {
+        let _ = (ctx, attempt);
+        None
+    }
 }

@@ -2,7 +2,11 @@
 //!
 //! `spec` declares every built-in plugin's parameters and outputs, which the
 //! loader checks `with` tables and templates against; `executor` is the
-//! interface the engine runs them through.
+//! interface the engine runs them through; `registry` maps names to them.
 
+pub mod exec;
 pub mod executor;
+pub mod gate;
+pub mod registry;
 pub mod spec;
+pub mod wait;

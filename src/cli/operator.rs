@@ -1,0 +1,299 @@
+//! Operator commands from any terminal: `status`, `stop`, `force-stop`,
+//! `skip`, `retry`, `ack`, `history`. They talk to the running engine
+//! through the state store and print its answer.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::cli::print_out;
+use crate::engine::apply::live_engine;
+use crate::exit;
+use crate::store::{
+    Change, CommandKind, CommandStatus, Record, RecordId, RecordStatus, SqliteStore, StoreError,
+};
+
+/// How long a command waits for the engine's answer.
+const ANSWER_WAIT: Duration = Duration::from_secs(15);
+
+fn open(state: &Path) -> Result<SqliteStore, u8> {
+    if !state.exists() {
+        eprintln!(
+            "error: no state store at {} (pass --state, or set RUNBOOK_STATE)",
+            state.display()
+        );
+        return Err(exit::BAD_INPUT);
+    }
+    SqliteStore::open(state).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::INTERNAL
+    })
+}
+
+fn target(store: &SqliteStore, record: Option<i64>) -> Result<Record, u8> {
+    let found = match record {
+        Some(id) => store.record(RecordId(id)).map(Some),
+        None => store.active(),
+    };
+    match found {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => {
+            eprintln!("error: no upgrade is in progress; name a record (see `runbook history`)");
+            Err(exit::BAD_INPUT)
+        }
+        Err(StoreError::NotFound(id)) => {
+            eprintln!("error: there is no record {id}");
+            Err(exit::BAD_INPUT)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(exit::INTERNAL)
+        }
+    }
+}
+
+/// Sends a command to the engine running the record and waits for its answer.
+pub fn command(
+    state: &Path,
+    record: Option<i64>,
+    kind: CommandKind,
+    step: Option<&str>,
+    args: Value,
+) -> u8 {
+    let store = match open(state) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let record = match target(&store, record) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if !record.status.is_active() {
+        eprintln!("refused: record {} is {}", record.id, record.status.label());
+        return exit::BAD_INPUT;
+    }
+    match live_engine(&store, record.id) {
+        Ok(Some(_)) => send_and_wait(&store, &record, kind, step, args),
+        Ok(None) if kind == CommandKind::ForceStop => force_stop_offline(&store, &record, &args),
+        Ok(None) => {
+            eprintln!(
+                "refused: no runbook process is running record {}; `runbook resume {}` continues it (or `runbook force-stop` closes it)",
+                record.id, record.id
+            );
+            exit::BAD_INPUT
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::INTERNAL
+        }
+    }
+}
+
+fn send_and_wait(
+    store: &SqliteStore,
+    record: &Record,
+    kind: CommandKind,
+    step: Option<&str>,
+    args: Value,
+) -> u8 {
+    let id = match store.push_command(record.id, kind, step, &args) {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INTERNAL;
+        }
+    };
+    let start = Instant::now();
+    while start.elapsed() < ANSWER_WAIT {
+        match store.command(id) {
+            Ok(c) if c.status == CommandStatus::Accepted => {
+                println!("accepted: {}", c.answer.unwrap_or_default());
+                return exit::OK;
+            }
+            Ok(c) if c.status == CommandStatus::Refused => {
+                eprintln!("refused: {}", c.answer.unwrap_or_default());
+                return exit::BAD_INPUT;
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::INTERNAL;
+            }
+        }
+    }
+    eprintln!("no answer yet from the engine; the command stays queued (command {id})");
+    exit::INTERNAL
+}
+
+/// Force-stop with nobody running the record: there is no recovery to
+/// skip and no step to cancel, so the record is closed here.
+fn force_stop_offline(store: &SqliteStore, record: &Record, args: &Value) -> u8 {
+    let (status, word) = match args.get("mark").and_then(Value::as_str) {
+        Some("succeeded") => (RecordStatus::ForceStoppedSucceeded, "succeeded"),
+        _ => (RecordStatus::ForceStoppedFailed, "failed"),
+    };
+    let by = format!("operator force-stop (marked {word}; no runbook process was running)");
+    let changes = [
+        Change::Event {
+            kind: "force-stopped".into(),
+            step: None,
+            data: json!({ "mark": word, "offline": true }),
+        },
+        Change::Status(status, Some(by)),
+    ];
+    match store.commit(record.id, &changes) {
+        Ok(()) => {
+            println!(
+                "accepted: record {} closed as {}",
+                record.id,
+                status.label()
+            );
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::INTERNAL
+        }
+    }
+}
+
+/// `runbook status [RECORD] [--follow]`.
+pub fn status(state: &Path, record: Option<i64>, follow: bool) -> u8 {
+    let store = match open(state) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let record = match record {
+        Some(_) => target(&store, record),
+        None => match store.active() {
+            Ok(Some(r)) => Ok(r),
+            _ => match store.history() {
+                Ok(h) if !h.is_empty() => Ok(h[0].clone()),
+                _ => target(&store, None),
+            },
+        },
+    };
+    let record = match record {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let code = print_out(&describe(&store, &record));
+    if !follow {
+        return code;
+    }
+    let mut seen = store
+        .events(record.id, 0)
+        .map(|e| e.last().map_or(0, |e| e.seq))
+        .unwrap_or(0);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let Ok(events) = store.events(record.id, seen) else {
+            return exit::INTERNAL;
+        };
+        for e in &events {
+            let step = e.step.as_deref().unwrap_or("-");
+            print_out(&format!(
+                "{} {:<16} {step} {}\n",
+                e.at.strftime("%H:%M:%S"),
+                e.kind,
+                e.data
+            ));
+            seen = e.seq;
+        }
+        match store.record(record.id) {
+            Ok(r) if !r.status.is_active() => {
+                return print_out(&format!("record {} is {}\n", r.id, r.status.label()));
+            }
+            Ok(_) => {}
+            Err(_) => return exit::INTERNAL,
+        }
+    }
+}
+
+fn describe(store: &SqliteStore, record: &Record) -> String {
+    let mut out = format!(
+        "record {}: {} upgrade {} -> {} ({} {})\nstatus: {}\n",
+        record.id,
+        record.mode,
+        record.initial_version,
+        record.target_version,
+        record.runbook_name,
+        record.runbook_version,
+        record.status.label()
+    );
+    if let Some(by) = &record.closed_by {
+        out.push_str(&format!("closed by: {by}\n"));
+    }
+    let ts = |t: Option<jiff::Timestamp>| {
+        t.map_or("-".to_owned(), |t| {
+            t.strftime("%Y-%m-%d %H:%M:%S").to_string()
+        })
+    };
+    out.push_str(&format!(
+        "started {}  maintenance {} .. {}  scheduling paused {} .. {}  completed {}\n\n",
+        ts(record.started_at),
+        ts(record.maintenance_entered_at),
+        ts(record.maintenance_exited_at),
+        ts(record.scheduling_paused_at),
+        ts(record.scheduling_resumed_at),
+        ts(record.completed_at)
+    ));
+    let progress = latest_progress(store, record.id);
+    for row in store.steps(record.id).unwrap_or_default() {
+        let p = progress
+            .get(&row.step)
+            .map(|p| format!(" [{p}]"))
+            .unwrap_or_default();
+        let detail = row
+            .detail
+            .as_deref()
+            .map(|d| format!(" — {d}"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {:<10} {:<28} attempt {}{p}{detail}\n",
+            row.state.as_str(),
+            row.step,
+            row.attempt
+        ));
+    }
+    out
+}
+
+fn latest_progress(
+    store: &SqliteStore,
+    record: RecordId,
+) -> std::collections::HashMap<String, String> {
+    let mut map = std::collections::HashMap::new();
+    for e in store.events(record, 0).unwrap_or_default() {
+        if let (Some(step), "progress") = (&e.step, e.kind.as_str()) {
+            let done = e.data.get("done").and_then(Value::as_u64).unwrap_or(0);
+            let total = e.data.get("total").and_then(Value::as_u64).unwrap_or(0);
+            map.insert(step.clone(), format!("{done}/{total}"));
+        }
+    }
+    map
+}
+
+/// `runbook history [--format json]`.
+pub fn history(state: &Path, json: bool) -> u8 {
+    let store = match open(state) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match store.history() {
+        Ok(records) => {
+            let now = jiff::Timestamp::now();
+            let text = if json {
+                crate::store::render_json(&records, now) + "\n"
+            } else {
+                crate::store::render_table(&records, now)
+            };
+            print_out(&text)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::INTERNAL
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `validate`, `plan`, `schema`, `plugins`: everything that reads without running.
+
+use std::path::Path;
+
+use crate::cli::print_out;
+use crate::diag::Diags;
+use crate::exit;
+use crate::plan::{self, Plan, resolve::PlanContext};
+
+/// Plan output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The wizard-like preview.
+    Text,
+    /// The plan as JSON.
+    Json,
+    /// A Mermaid flowchart.
+    Mermaid,
+    /// A Graphviz digraph.
+    Dot,
+}
+
+/// Which schema to print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemaKind {
+    /// Runbook files.
+    Runbook,
+    /// Upgrade files.
+    Upgrade,
+}
+
+/// Prints diagnostics; bad input.
+pub fn report(diags: &Diags) -> u8 {
+    eprintln!("{diags}");
+    exit::BAD_INPUT
+}
+
+/// `runbook validate`.
+pub fn validate(refs: &[String]) -> u8 {
+    let mut code = exit::OK;
+    for reference in refs {
+        match crate::runbook::load(reference, Path::new(".")) {
+            Ok(rb) => println!(
+                "{reference}: ok ({} {}, {} steps)",
+                rb.name,
+                rb.version,
+                rb.steps.len()
+            ),
+            Err(diags) => code = report(&diags),
+        }
+    }
+    code
+}
+
+/// Makes a plan, asking the configured platform for its version when the
+/// upgrade file says `current_version = "platform"`.
+pub fn make_plan(upgrade: &Path) -> Result<Plan, Diags> {
+    let ask = || -> Result<crate::version::Version, String> {
+        let parsed = crate::upgrade::Upgrade::load(upgrade).map_err(|d| d.summary())?;
+        let platform =
+            crate::platform::open(parsed.file.platform.as_ref()).map_err(|e| e.to_string())?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime
+            .block_on(platform.installed_version())
+            .map_err(|e| e.to_string())
+    };
+    let ctx = PlanContext {
+        now: jiff::ZonedDateTime::now().datetime(),
+        platform_version: &ask,
+    };
+    plan::plan(upgrade, &ctx)
+}
+
+/// `runbook plan`.
+pub fn plan_cmd(upgrade: &Path, format: Format, output: Option<&Path>) -> u8 {
+    let plan = match make_plan(upgrade) {
+        Ok(plan) => plan,
+        Err(diags) => return report(&diags),
+    };
+    let json = serde_json::to_string_pretty(&plan).unwrap_or_default() + "\n";
+    if let Some(path) = output {
+        if let Err(e) = crate::fsutil::write_atomic(path, json.as_bytes()) {
+            eprintln!("error: cannot write the plan to {}: {e}", path.display());
+            return exit::INTERNAL;
+        }
+    }
+    let text = match format {
+        Format::Text => plan::render::text(&plan),
+        Format::Json => json,
+        Format::Mermaid => plan::render::mermaid(&plan),
+        Format::Dot => plan::render::dot(&plan),
+    };
+    print_out(&text)
+}
+
+/// `runbook schema`.
+pub fn schema(which: SchemaKind, output: Option<&Path>) -> u8 {
+    let schema = match which {
+        SchemaKind::Runbook => crate::schema::runbook(),
+        SchemaKind::Upgrade => crate::schema::upgrade(),
+    };
+    let text = crate::schema::to_text(&schema);
+    match output {
+        Some(path) => match crate::fsutil::write_atomic(path, text.as_bytes()) {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                exit::INTERNAL
+            }
+        },
+        None => print_out(&text),
+    }
+}
+
+/// `runbook plugins`.
+pub fn plugins() -> u8 {
+    let mut out = String::new();
+    for spec in crate::plugins::spec::builtins() {
+        out.push_str(&format!("{}\n    {}\n", spec.name, spec.summary));
+        for p in spec.params {
+            let req = if p.required { " (required)" } else { "" };
+            out.push_str(&format!(
+                "    - {}: {}{req} — {}\n",
+                p.name,
+                p.kind.describe(),
+                p.doc
+            ));
+        }
+        if !spec.outputs.is_empty() {
+            out.push_str(&format!("    outputs: {}\n", spec.outputs.join(", ")));
+        }
+    }
+    print_out(&out)
+}

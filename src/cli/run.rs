@@ -1,0 +1,180 @@
+//! `run`, `apply` and `resume`: executing upgrades.
+
+use std::path::Path;
+
+use crate::cli::preview::{make_plan, report};
+use crate::engine::Ending;
+use crate::engine::apply::{self, RunError, RunOptions};
+use crate::engine::report::Reporter;
+use crate::exit;
+use crate::plan::Plan;
+use crate::store::RecordId;
+
+/// How events are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Events {
+    /// Lines for people on standard error.
+    Human,
+    /// One JSON object per event on standard output.
+    Jsonl,
+}
+
+/// Flags shared by `run`, `apply` and `resume`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunFlags {
+    /// Unattended: take every decision from the upgrade file and never ask.
+    #[arg(long)]
+    pub yes: bool,
+    /// The state store (default: the upgrade file's [store] path, else .runbook/state.db).
+    #[arg(long)]
+    pub state: Option<std::path::PathBuf>,
+    /// Steps running at once, at most.
+    #[arg(long, default_value_t = 4)]
+    pub max_parallel: usize,
+    /// How progress is shown.
+    #[arg(long, value_enum, default_value_t = Events::Human)]
+    pub events: Events,
+}
+
+fn options(
+    plan_state: Option<&str>,
+    flags: &RunFlags,
+    platform: &Option<crate::upgrade::PlatformConfig>,
+) -> Result<RunOptions, u8> {
+    let platform = crate::platform::open(platform.as_ref()).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::BAD_INPUT
+    })?;
+    let state = flags
+        .state
+        .clone()
+        .or_else(|| plan_state.map(Into::into))
+        .unwrap_or_else(|| crate::cli::state_path(None));
+    Ok(RunOptions {
+        state,
+        max_parallel: flags.max_parallel,
+        unattended: flags.yes,
+        reporter: match flags.events {
+            Events::Human => Reporter::Human,
+            Events::Jsonl => Reporter::Jsonl,
+        },
+        platform,
+        registry: crate::plugins::registry::builtin(),
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(i32::from(exit::INTERNAL));
+        }
+    }
+}
+
+/// `runbook run UPGRADE.toml`: plan, then apply.
+pub fn run(upgrade: &Path, flags: &RunFlags) -> u8 {
+    match make_plan(upgrade) {
+        Ok(plan) => apply_plan(plan, flags),
+        Err(diags) => report(&diags),
+    }
+}
+
+/// `runbook apply plan.json`.
+pub fn apply_file(path: &Path, flags: &RunFlags) -> u8 {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read the plan {}: {e}", path.display());
+            return exit::BAD_INPUT;
+        }
+    };
+    match serde_json::from_str::<Plan>(&text) {
+        Ok(plan) => apply_plan(plan, flags),
+        Err(e) => {
+            eprintln!(
+                "error: {} is not a plan written by `runbook plan -o`: {e}",
+                path.display()
+            );
+            exit::BAD_INPUT
+        }
+    }
+}
+
+fn apply_plan(plan: Plan, flags: &RunFlags) -> u8 {
+    let store = plan.settings.store.as_ref().and_then(|s| s.path.clone());
+    let options = match options(store.as_deref(), flags, &plan.settings.platform) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let state = options.state.clone();
+    finish(runtime().block_on(apply::apply(plan, options)), &state)
+}
+
+/// `runbook resume [RECORD]`.
+pub fn resume(record: Option<i64>, flags: &RunFlags) -> u8 {
+    let state = crate::cli::state_path(flags.state.as_deref());
+    let platform = match crate::store::SqliteStore::open(&state).ok().and_then(|s| {
+        let id = record
+            .map(RecordId)
+            .or_else(|| s.active().ok().flatten().map(|r| r.id))?;
+        serde_json::from_str::<Plan>(&s.plan_json(id).ok()?).ok()
+    }) {
+        Some(plan) => plan.settings.platform,
+        None => None,
+    };
+    let mut flags = flags.clone();
+    flags.state = Some(state.clone());
+    let options = match options(None, &flags, &platform) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    finish(
+        runtime().block_on(apply::resume(record.map(RecordId), options)),
+        &state,
+    )
+}
+
+fn finish(result: Result<(RecordId, Ending), RunError>, state: &Path) -> u8 {
+    match result {
+        Ok((record, ending)) => {
+            let (code, word) = match &ending {
+                Ending::Succeeded => (exit::OK, "succeeded".to_owned()),
+                Ending::Failed(why) => (exit::STEP_FAILED, format!("failed: {why}")),
+                Ending::Stopped => (exit::STOPPED, "stopped".to_owned()),
+                Ending::ForceStopped(mark) => (
+                    exit::STOPPED,
+                    format!("force-stopped, marked {mark:?}").to_lowercase(),
+                ),
+                Ending::Interrupted => (
+                    exit::INTERRUPTED,
+                    "interrupted; resume it with `runbook resume`".to_owned(),
+                ),
+            };
+            eprintln!("record {record} {word}");
+            eprintln!(
+                "record: `runbook status {record} --state {}`; logs: {}",
+                state.display(),
+                apply::record_dir(state, record).join("logs").display()
+            );
+            code
+        }
+        Err(RunError::Locked { holder, status }) => {
+            eprintln!("error: {}", RunError::Locked { holder, status });
+            exit::LOCKED
+        }
+        Err(e @ RunError::BadInput(_)) => {
+            eprintln!("error: {e}");
+            exit::BAD_INPUT
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::INTERNAL
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! Starting and resuming upgrades: the checks before a record is created,
+//! the record itself, and rebuilding the run state from the journal.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::engine::decide::{Decider, missing_decisions};
+use crate::engine::report::Reporter;
+use crate::engine::state::RunState;
+use crate::engine::{Ending, Engine, EngineConfig, EngineError};
+use crate::plan::Plan;
+use crate::platform::Platform;
+use crate::plugins::executor::{Outcome, StepContext, StepEnv, UpgradeInfo};
+use crate::plugins::registry::Registry;
+use crate::store::{
+    Change, NewRecord, RecordId, RecordStatus, RecordTime, SqliteStore, StepState, StoreError,
+};
+use crate::upgrade::Interrupted;
+
+/// The default state store, relative to the working folder.
+pub const DEFAULT_STATE: &str = ".runbook/state.db";
+
+/// How to run.
+pub struct RunOptions {
+    /// The state store file.
+    pub state: PathBuf,
+    /// Steps at once, at most.
+    pub max_parallel: usize,
+    /// `--yes`: take every decision from the upgrade file; never ask.
+    pub unattended: bool,
+    /// Output style.
+    pub reporter: Reporter,
+    /// The platform being upgraded.
+    pub platform: Arc<dyn Platform>,
+    /// The executors.
+    pub registry: Registry,
+}
+
+/// Why a run could not start or went wrong outside any step.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Refused input: a stale plan, a missing decision, no such record.
+    #[error("{0}")]
+    BadInput(String),
+    /// Another upgrade holds the lock.
+    #[error(
+        "another upgrade is in progress: record {holder} ({status}); wait for it to finish, or close it with `runbook force-stop --mark succeeded|failed`"
+    )]
+    Locked {
+        /// The holder.
+        holder: RecordId,
+        /// Its status.
+        status: RecordStatus,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<StoreError> for RunError {
+    fn from(e: StoreError) -> RunError {
+        match e {
+            StoreError::Locked { holder, status } => RunError::Locked { holder, status },
+            other => RunError::Store(other),
+        }
+    }
+}
+
+/// The folder of a record's files (logs, exec receipts, backups).
+pub fn record_dir(state: &Path, record: RecordId) -> PathBuf {
+    let root = state.parent().unwrap_or(Path::new("."));
+    root.join("records").join(record.to_string())
+}
+
+/// Applies a plan: checks it still matches its sources and that an
+/// unattended run has every decision, creates the record (taking the
+/// single active-upgrade lock) and runs it.
+pub async fn apply(plan: Plan, options: RunOptions) -> Result<(RecordId, Ending), RunError> {
+    if let Err(problems) = crate::plan::resolve::check_sources(&plan) {
+        return Err(RunError::BadInput(format!(
+            "the plan no longer matches what it was made from; make a new plan:\n  {}",
+            problems.join("\n  ")
+        )));
+    }
+    let decider = Decider::from_terminal(options.unattended);
+    if !decider.interactive {
+        let missing = missing_decisions(&plan);
+        if !missing.is_empty() {
+            return Err(RunError::BadInput(format!(
+                "an unattended run cannot ask, and the upgrade file does not decide:\n  {}",
+                missing.join("\n  ")
+            )));
+        }
+    }
+    let store = Arc::new(SqliteStore::open(&options.state)?);
+    let plan_json = serde_json::to_string(&plan).unwrap_or_default();
+    let record = store.create_record(NewRecord {
+        mode: plan.upgrade.mode,
+        initial_version: plan.upgrade.current_version.clone(),
+        target_version: plan.upgrade.target_version.clone(),
+        runbook_name: plan.runbook.name.clone(),
+        runbook_version: plan.runbook.version.clone(),
+        plan_digest: plan.digest.clone(),
+        plan_json,
+        status: RecordStatus::Upgrading,
+    })?;
+    store.commit(
+        record,
+        &[
+            Change::Time(RecordTime::Started, jiff::Timestamp::now()),
+            engine_started(),
+        ],
+    )?;
+    options.reporter.line(&format!(
+        "record {record}: {} upgrade {} -> {}",
+        plan.upgrade.mode, plan.upgrade.current_version, plan.upgrade.target_version
+    ));
+    let plan = Arc::new(plan);
+    let state = RunState::new(&plan);
+    let engine = engine(
+        &store,
+        record,
+        &plan,
+        state,
+        RecordStatus::Upgrading,
+        options,
+        decider,
+    );
+    Ok((record, engine.run().await?))
+}
+
+fn engine_started() -> Change {
+    Change::Event {
+        kind: "engine-started".into(),
+        step: None,
+        data: json!({ "pid": std::process::id() }),
+    }
+}
+
+fn engine(
+    store: &Arc<SqliteStore>,
+    record: RecordId,
+    plan: &Arc<Plan>,
+    state: RunState,
+    status: RecordStatus,
+    options: RunOptions,
+    decider: Decider,
+) -> Engine {
+    let info = Arc::new(UpgradeInfo {
+        record: record.0,
+        current_version: plan.upgrade.current_version.clone(),
+        target_version: plan.upgrade.target_version.clone(),
+        record_dir: record_dir(&options.state, record),
+        postgres: plan.settings.postgres.clone(),
+    });
+    let config = EngineConfig {
+        max_parallel: options.max_parallel,
+        decider,
+        poll: std::time::Duration::from_millis(100),
+        reporter: options.reporter,
+    };
+    Engine::new(
+        Arc::clone(store),
+        record,
+        Arc::clone(plan),
+        options.registry,
+        (info, options.platform),
+        state,
+        status,
+        config,
+    )
+}
+
+/// The process that last ran `record`, if it is still alive.
+pub fn live_engine(store: &SqliteStore, record: RecordId) -> Result<Option<u32>, StoreError> {
+    let events = store.events(record, 0)?;
+    let pid = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == "engine-started")
+        .and_then(|e| e.data.get("pid")?.as_u64())
+        .and_then(|p| u32::try_from(p).ok());
+    Ok(pid.filter(|&pid| pid != std::process::id() && is_runbook_process(pid)))
+}
+
+fn is_runbook_process(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains("runbook"))
+}
+
+/// Resumes a record after a crash, a kill or Ctrl-C: finished steps are
+/// kept, a step that was running is recovered from its plugin's receipt,
+/// re-run when idempotent, and otherwise decided by the upgrade file's
+/// `interrupted` policy or the operator.
+pub async fn resume(
+    record: Option<RecordId>,
+    options: RunOptions,
+) -> Result<(RecordId, Ending), RunError> {
+    let store = Arc::new(SqliteStore::open(&options.state)?);
+    let record = match record {
+        Some(r) => store.record(r)?,
+        None => store.active()?.ok_or_else(|| {
+            RunError::BadInput(
+                "no upgrade is in progress; `runbook history` lists the records".into(),
+            )
+        })?,
+    };
+    if !record.status.is_active() {
+        return Err(RunError::BadInput(format!(
+            "record {} is {}: there is nothing to resume",
+            record.id,
+            record.status.label()
+        )));
+    }
+    if let Some(pid) = live_engine(&store, record.id)? {
+        return Err(RunError::BadInput(format!(
+            "record {} is being run by process {pid}; follow it with `runbook status --follow`",
+            record.id
+        )));
+    }
+    let plan: Plan = serde_json::from_str(&store.plan_json(record.id)?).map_err(|e| {
+        RunError::BadInput(format!(
+            "record {} holds a plan this build cannot read: {e}",
+            record.id
+        ))
+    })?;
+    let plan = Arc::new(plan);
+    let (mut state, interrupted) = restore(&store, record.id, &plan)?;
+    let decider = Decider::from_terminal(options.unattended);
+    let policy = plan.decisions.interrupted.unwrap_or_default();
+    store.commit(record.id, &[engine_started()])?;
+    options
+        .reporter
+        .line(&format!("resuming record {}", record.id));
+    let recovered = recover(&plan, &options, &store, record.id, &mut state, &interrupted).await;
+    let mut undecided = Vec::new();
+    let mut engine = engine(
+        &store,
+        record.id,
+        &plan,
+        state,
+        record.status,
+        options,
+        decider.clone(),
+    );
+    for (i, outcome) in recovered {
+        match (outcome, plan.steps[i].idempotent, policy) {
+            (Some(outcome), _, _) => {
+                engine.restart_for_recovery(i);
+                engine.on_outcome(i, outcome)?;
+            }
+            (None, true, _) | (None, false, Interrupted::Rerun) => {
+                engine.requeue(i, "interrupted; running it again")?
+            }
+            (None, false, Interrupted::Fail) => {
+                engine.restart_for_recovery(i);
+                engine.on_outcome(i, Outcome::failed("interrupted by a crash and not idempotent (decisions.interrupted = \"fail\")"))?;
+            }
+            (None, false, Interrupted::Ask) => undecided.push(i),
+        }
+    }
+    for i in undecided {
+        let id = &plan.steps[i].id;
+        if !decider.interactive {
+            return Err(RunError::BadInput(format!(
+                "step `{id}` was running when runbook stopped, is not idempotent, and its result is unknown; \
+                 decide with `interrupted = \"rerun\"` or `\"fail\"` under [decisions] in the upgrade file, or resume on a terminal"
+            )));
+        }
+        let rerun = ask_rerun(id).await;
+        if rerun {
+            engine.requeue(i, "interrupted; the operator chose to run it again")?;
+        } else {
+            engine.restart_for_recovery(i);
+            engine.on_outcome(
+                i,
+                Outcome::failed("interrupted by a crash; the operator chose not to run it again"),
+            )?;
+        }
+    }
+    Ok((record.id, engine.run().await?))
+}
+
+async fn ask_rerun(step: &str) -> bool {
+    let prompt = format!(
+        "step `{step}` was running when runbook stopped and is not idempotent. Run it again? [y/N]: "
+    );
+    tokio::task::spawn_blocking(move || {
+        use std::io::{BufRead, Write};
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "yes")
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Rebuilds the run state from the store: step rows, and the outputs of
+/// finished steps from the journal. Returns the steps that were running.
+fn restore(
+    store: &SqliteStore,
+    record: RecordId,
+    plan: &Plan,
+) -> Result<(RunState, Vec<usize>), StoreError> {
+    let mut state = RunState::new(plan);
+    let mut outputs: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+    for event in store.events(record, 0)? {
+        if let (Some(step), "step-succeeded") = (&event.step, event.kind.as_str()) {
+            if let Some(Value::Object(map)) = event.data.get("outputs") {
+                outputs.insert(step.clone(), map.clone().into_iter().collect());
+            }
+        }
+    }
+    let mut interrupted = Vec::new();
+    for row in store.steps(record)? {
+        let Some(i) = state.index(&row.step) else {
+            continue;
+        };
+        let run = &mut state.steps[i];
+        run.attempt = row.attempt;
+        run.started_at = row.started_at;
+        run.finished_at = row.finished_at;
+        run.detail = row.detail.clone();
+        run.state = match row.state {
+            StepState::Running => {
+                interrupted.push(i);
+                StepState::Running
+            }
+            StepState::Failed => {
+                run.paused = plan.steps[i].on_failure == crate::runbook::model::OnFailure::Pause;
+                StepState::Failed
+            }
+            StepState::Ready | StepState::Cancelled | StepState::Stopped => StepState::Pending,
+            other => other,
+        };
+        if let Some(o) = outputs.remove(&row.step) {
+            run.outputs = o;
+        }
+    }
+    Ok((state, interrupted))
+}
+
+/// Asks each interrupted step's plugin what became of its last attempt.
+async fn recover(
+    plan: &Plan,
+    options: &RunOptions,
+    store: &SqliteStore,
+    record: RecordId,
+    state: &mut RunState,
+    interrupted: &[usize],
+) -> Vec<(usize, Option<Outcome>)> {
+    let (reports, _ignored) = tokio::sync::mpsc::unbounded_channel();
+    let env = StepEnv {
+        upgrade: Arc::new(UpgradeInfo {
+            record: record.0,
+            current_version: plan.upgrade.current_version.clone(),
+            target_version: plan.upgrade.target_version.clone(),
+            record_dir: record_dir(&options.state, record),
+            postgres: plan.settings.postgres.clone(),
+        }),
+        platform: Arc::clone(&options.platform),
+        reports,
+    };
+    let _ = store;
+    let mut out = Vec::new();
+    for &i in interrupted {
+        let step = &plan.steps[i];
+        let attempt = state.steps[i].attempt;
+        let outcome = match options.registry.get(step.uses.as_str()) {
+            Some(executor) => {
+                let ctx = StepContext::new(
+                    step.id.clone(),
+                    attempt,
+                    step.with.clone(),
+                    &env,
+                    Default::default(),
+                    Box::new(std::io::sink()),
+                );
+                executor.recover(&ctx, attempt).await
+            }
+            None => None,
+        };
+        out.push((i, outcome));
+    }
+    out
+}

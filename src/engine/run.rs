@@ -1,0 +1,897 @@
+//! The scheduler: one task owns the run state and merges everything that
+//! can happen — a step finished, a plugin reported, an operator command
+//! arrived, a retry timer fired, Ctrl-C — in one `select!` loop.
+//!
+//! Every state change is committed to the store (one transaction per
+//! event, fsynced) before it is shown to anyone or acted upon.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::decide::{Decider, GateAnswer};
+use crate::engine::report::Reporter;
+use crate::engine::state::{RunState, backoff};
+use crate::plan::{Plan, PlannedStep, SkipReason};
+use crate::plugins::executor::{Milestone, Outcome, StepContext, StepEnv, StepReport};
+use crate::plugins::registry::Registry;
+use crate::runbook::model::{ForceStopMark, OnFailure, Phase};
+use crate::store::{
+    Change, Command, CommandKind, RecordId, RecordStatus, RecordTime, SqliteStore, StepState,
+    StoreError,
+};
+
+/// How an upgrade run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// Every step done; the record is Succeeded.
+    Succeeded,
+    /// A step failed; the record is Failed.
+    Failed(String),
+    /// A graceful stop ran its handlers; the record is Stopped.
+    Stopped,
+    /// Force-stopped with this mark.
+    ForceStopped(ForceStopMark),
+    /// Ctrl-C: the record stays open for `runbook resume`.
+    Interrupted,
+}
+
+/// Engine settings.
+pub struct EngineConfig {
+    /// Steps running at once, at most.
+    pub max_parallel: usize,
+    /// How gates are answered.
+    pub decider: Decider,
+    /// How often operator commands are looked for.
+    pub poll: Duration,
+    /// Where progress is shown.
+    pub reporter: Reporter,
+}
+
+/// What the loop is winding down for.
+#[derive(Clone, Debug)]
+enum Closing {
+    Fail(String),
+    Stop {
+        options: serde_json::Map<String, Value>,
+    },
+    ForceStop(ForceStopMark),
+    Interrupt,
+}
+
+type TaskResult = (usize, u32, Outcome);
+
+/// One upgrade being run.
+pub struct Engine {
+    store: Arc<SqliteStore>,
+    record: RecordId,
+    plan: Arc<Plan>,
+    registry: Registry,
+    env: StepEnv,
+    reports: UnboundedReceiver<StepReport>,
+    state: RunState,
+    config: EngineConfig,
+    tasks: JoinSet<TaskResult>,
+    handles: HashMap<usize, tokio::task::AbortHandle>,
+    stop_tokens: HashMap<usize, CancellationToken>,
+    retry_at: HashMap<usize, Instant>,
+    gate_answers: (UnboundedSender<GateAnswer>, UnboundedReceiver<GateAnswer>),
+    closing: Option<Closing>,
+    waiting_said: bool,
+    status: RecordStatus,
+}
+
+/// Errors that end the engine itself (not a step): the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The state store refused or failed a write.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Engine {
+    /// An engine for `record`, starting from `state` (fresh or recovered).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Arc<SqliteStore>,
+        record: RecordId,
+        plan: Arc<Plan>,
+        registry: Registry,
+        env_parts: (
+            Arc<crate::plugins::executor::UpgradeInfo>,
+            Arc<dyn crate::platform::Platform>,
+        ),
+        state: RunState,
+        status: RecordStatus,
+        config: EngineConfig,
+    ) -> Engine {
+        let (tx, rx) = unbounded_channel();
+        let env = StepEnv {
+            upgrade: env_parts.0,
+            platform: env_parts.1,
+            reports: tx,
+        };
+        Engine {
+            store,
+            record,
+            plan,
+            registry,
+            env,
+            reports: rx,
+            state,
+            config,
+            tasks: JoinSet::new(),
+            handles: HashMap::new(),
+            stop_tokens: HashMap::new(),
+            retry_at: HashMap::new(),
+            gate_answers: unbounded_channel(),
+            closing: None,
+            waiting_said: false,
+            status,
+        }
+    }
+
+    /// Runs until the upgrade ends (or Ctrl-C).
+    pub async fn run(mut self) -> Result<Ending, EngineError> {
+        let mut poll = tokio::time::interval(self.config.poll);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if self.closing.is_none() {
+                self.launch_ready()?;
+            }
+            if let Some(ending) = self.try_finish().await? {
+                return Ok(ending);
+            }
+            self.say_if_waiting();
+            tokio::select! {
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => self.on_joined(joined)?,
+                Some(report) = self.reports.recv() => self.on_report(report)?,
+                Some(answer) = self.gate_answers.1.recv() => self.on_gate_answer(answer)?,
+                _ = poll.tick() => {
+                    self.on_commands()?;
+                    self.on_retry_timers()?;
+                }
+                _ = tokio::signal::ctrl_c(), if !matches!(self.closing, Some(Closing::Interrupt)) => {
+                    self.config.reporter.line("interrupted: stopping running steps; the record stays open for `runbook resume`");
+                    self.tasks.abort_all();
+                    self.closing = Some(Closing::Interrupt);
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, changes: Vec<Change>) -> Result<(), EngineError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.store.commit(self.record, &changes)?;
+        for change in &changes {
+            self.config.reporter.change(&self.plan, change);
+        }
+        Ok(())
+    }
+
+    fn step_change(&self, i: usize) -> Change {
+        Change::Step(self.state.row(&self.plan, i))
+    }
+
+    fn event(kind: &str, step: Option<&str>, data: Value) -> Change {
+        Change::Event {
+            kind: kind.to_owned(),
+            step: step.map(str::to_owned),
+            data,
+        }
+    }
+
+    /// Starts every ready step the parallelism limit allows.
+    fn launch_ready(&mut self) -> Result<(), EngineError> {
+        let plan = Arc::clone(&self.plan);
+        let mut changes = Vec::new();
+        let mut spawn = Vec::new();
+        for i in self.state.ready(&plan) {
+            if self.retry_at.contains_key(&i) {
+                continue;
+            }
+            let step = &plan.steps[i];
+            if let Some(reason) = &step.skip {
+                self.mark_skipped(i, skip_detail(reason), &mut changes);
+                continue;
+            }
+            if step.gate.is_some() && !step.approved && self.state.steps[i].attempt == 0 {
+                self.ask_gate(i, &mut changes);
+                continue;
+            }
+            if self.state.running().count() + spawn.len() >= self.config.max_parallel.max(1) {
+                break;
+            }
+            self.mark_running(i, &mut changes);
+            spawn.push(i);
+        }
+        self.commit(changes)?;
+        for i in spawn {
+            self.spawn_step(i);
+        }
+        Ok(())
+    }
+
+    fn mark_skipped(&mut self, i: usize, detail: String, changes: &mut Vec<Change>) {
+        let run = &mut self.state.steps[i];
+        run.state = StepState::Skipped;
+        run.paused = false;
+        run.awaiting_gate = false;
+        run.detail = Some(detail.clone());
+        run.finished_at = Some(Timestamp::now());
+        changes.push(self.step_change(i));
+        changes.push(Self::event(
+            "step-skipped",
+            Some(&self.plan.steps[i].id),
+            json!({ "reason": detail }),
+        ));
+    }
+
+    fn mark_running(&mut self, i: usize, changes: &mut Vec<Change>) {
+        let run = &mut self.state.steps[i];
+        run.state = StepState::Running;
+        run.attempt += 1;
+        run.started_at = Some(Timestamp::now());
+        run.finished_at = None;
+        run.awaiting_gate = false;
+        let attempt = run.attempt;
+        changes.push(self.step_change(i));
+        let step = &self.plan.steps[i];
+        changes.push(Self::event(
+            "step-started",
+            Some(&step.id),
+            json!({ "attempt": attempt }),
+        ));
+        if step.phase == Phase::Verify && self.status == RecordStatus::Upgrading {
+            self.status = RecordStatus::Verifying;
+            changes.push(Change::Status(RecordStatus::Verifying, None));
+        }
+    }
+
+    fn ask_gate(&mut self, i: usize, changes: &mut Vec<Change>) {
+        let step = &self.plan.steps[i];
+        let Some(gate) = &step.gate else { return };
+        self.state.steps[i].awaiting_gate = true;
+        self.state.steps[i].detail = Some(format!("waiting for approval: {}", gate.prompt));
+        changes.push(self.step_change(i));
+        changes.push(Self::event(
+            "gate-asked",
+            Some(&step.id),
+            json!({ "prompt": gate.prompt }),
+        ));
+        self.config.decider.ask(step, self.gate_answers.0.clone());
+    }
+
+    fn spawn_step(&mut self, i: usize) {
+        let step = self.plan.steps[i].clone();
+        let attempt = self.state.steps[i].attempt;
+        let token = CancellationToken::new();
+        self.stop_tokens.insert(i, token.clone());
+        let Some(executor) = self.registry.get(step.uses.as_str()).cloned() else {
+            let error = format!("no executor for `{}` in this build", step.uses);
+            let handle = self
+                .tasks
+                .spawn(async move { (i, attempt, Outcome::failed(error)) });
+            self.handles.insert(i, handle);
+            return;
+        };
+        let params = self.render_params(&step);
+        let log = self.step_log(&step.id);
+        let ctx = params.map(|params| {
+            StepContext::new(step.id.clone(), attempt, params, &self.env, token, log)
+        });
+        let timeout = step.timeout_seconds.map(Duration::from_secs);
+        let handle = self.tasks.spawn(async move {
+            let ctx = match ctx {
+                Ok(ctx) => ctx,
+                Err(why) => return (i, attempt, Outcome::failed(why)),
+            };
+            let outcome = match timeout {
+                Some(limit) => match tokio::time::timeout(limit, executor.run(&ctx)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Outcome::failed(format!(
+                        "timed out after {}",
+                        crate::duration::format(limit)
+                    )),
+                },
+                None => executor.run(&ctx).await,
+            };
+            (i, attempt, outcome)
+        });
+        self.handles.insert(i, handle);
+    }
+
+    /// The step's parameters, with templates that read step outputs rendered now.
+    fn render_params(
+        &self,
+        step: &PlannedStep,
+    ) -> Result<std::collections::BTreeMap<String, Value>, String> {
+        let context = json!({
+            "inputs": self.plan.inputs,
+            "vars": self.plan.vars,
+            "upgrade": {
+                "mode": self.plan.upgrade.mode,
+                "current_version": self.plan.upgrade.current_version,
+                "target_version": self.plan.upgrade.target_version,
+                "runbook": format!("{}@{}", self.plan.runbook.name, self.plan.runbook.version),
+            },
+            "steps": self.state.outputs_context(&self.plan),
+            "stop": match &self.closing { Some(Closing::Stop { options }) => Value::Object(options.clone()), _ => json!({}) },
+        });
+        let hb = crate::template::registry();
+        step.with
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), render_strings(&hb, v, &context)?)))
+            .collect()
+    }
+
+    fn step_log(&self, step: &str) -> Box<dyn std::io::Write + Send> {
+        let dir = self.env.upgrade.record_dir.join("logs");
+        let file = std::fs::create_dir_all(&dir).and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("{step}.log")))
+        });
+        match file {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                tracing::warn!(step, error = %e, "cannot open the step log; its lines are dropped");
+                Box::new(std::io::sink())
+            }
+        }
+    }
+
+    fn on_joined(
+        &mut self,
+        joined: Result<TaskResult, tokio::task::JoinError>,
+    ) -> Result<(), EngineError> {
+        let (i, attempt, outcome) = match joined {
+            Ok(result) => result,
+            Err(e) if e.is_cancelled() => return Ok(()),
+            Err(e) => {
+                let Some((&i, _)) = self.handles.iter().find(|(_, h)| h.id() == e.id()) else {
+                    return Ok(());
+                };
+                (
+                    i,
+                    self.state.steps[i].attempt,
+                    Outcome::failed(format!("the plugin crashed: {e}")),
+                )
+            }
+        };
+        self.handles.remove(&i);
+        self.stop_tokens.remove(&i);
+        if self.state.steps[i].state != StepState::Running || self.state.steps[i].attempt != attempt
+        {
+            return Ok(());
+        }
+        self.on_outcome(i, outcome)
+    }
+
+    /// Marks an interrupted step as running its last attempt again, so that
+    /// a recovered outcome applies to it.
+    pub(crate) fn restart_for_recovery(&mut self, i: usize) {
+        self.state.steps[i].state = StepState::Running;
+    }
+
+    /// Puts an interrupted step back in the queue.
+    pub(crate) fn requeue(&mut self, i: usize, detail: &str) -> Result<(), EngineError> {
+        let run = &mut self.state.steps[i];
+        run.state = StepState::Pending;
+        run.detail = Some(detail.to_owned());
+        let change = self.step_change(i);
+        let event = Self::event(
+            "step-interrupted",
+            Some(&self.plan.steps[i].id),
+            json!({ "action": detail }),
+        );
+        self.commit(vec![change, event])
+    }
+
+    /// Applies how one attempt ended: success, retry, pause, continue or fail.
+    pub(crate) fn on_outcome(&mut self, i: usize, outcome: Outcome) -> Result<(), EngineError> {
+        let plan = Arc::clone(&self.plan);
+        let step = &plan.steps[i];
+        let mut changes = Vec::new();
+        let now = Timestamp::now();
+        let run = &mut self.state.steps[i];
+        match outcome {
+            Outcome::Succeeded { outputs } => {
+                run.state = StepState::Succeeded;
+                run.finished_at = Some(now);
+                run.detail = None;
+                run.outputs = outputs.clone();
+                changes.push(self.step_change(i));
+                changes.push(Self::event(
+                    "step-succeeded",
+                    Some(&step.id),
+                    json!({ "outputs": outputs }),
+                ));
+            }
+            Outcome::Stopped => {
+                run.state = StepState::Stopped;
+                run.finished_at = Some(now);
+                changes.push(self.step_change(i));
+                changes.push(Self::event("step-stopped", Some(&step.id), json!({})));
+            }
+            Outcome::Failed { error }
+                if run.attempt <= step.retry_attempts && self.closing.is_none() =>
+            {
+                let wait = backoff(step, run.attempt);
+                run.state = StepState::Pending;
+                run.detail = Some(format!(
+                    "attempt {} failed: {error}; retrying in {}",
+                    run.attempt,
+                    crate::duration::format(wait)
+                ));
+                let attempt = run.attempt;
+                changes.push(self.step_change(i));
+                let data =
+                    json!({ "error": error, "attempt": attempt, "wait_seconds": wait.as_secs() });
+                changes.push(Self::event("step-retrying", Some(&step.id), data));
+                self.retry_at.insert(i, Instant::now() + wait);
+            }
+            Outcome::Failed { error } => {
+                run.state = StepState::Failed;
+                run.finished_at = Some(now);
+                run.paused = step.on_failure == OnFailure::Pause;
+                run.detail = Some(error.clone());
+                changes.push(self.step_change(i));
+                let policy = format!("{:?}", step.on_failure).to_lowercase();
+                changes.push(Self::event(
+                    "step-failed",
+                    Some(&step.id),
+                    json!({ "error": error, "on_failure": policy }),
+                ));
+                if step.on_failure == OnFailure::Fail && self.closing.is_none() {
+                    self.closing =
+                        Some(Closing::Fail(format!("step `{}` failed: {error}", step.id)));
+                }
+            }
+        }
+        self.commit(changes)
+    }
+
+    fn on_report(&mut self, report: StepReport) -> Result<(), EngineError> {
+        let change = match &report {
+            StepReport::Milestone {
+                step,
+                milestone,
+                at,
+            } => {
+                let time = match milestone {
+                    Milestone::MaintenanceEntered => RecordTime::MaintenanceEntered,
+                    Milestone::MaintenanceExited => RecordTime::MaintenanceExited,
+                    Milestone::SchedulingPaused => RecordTime::SchedulingPaused,
+                    Milestone::SchedulingResumed => RecordTime::SchedulingResumed,
+                    Milestone::Completed => RecordTime::Completed,
+                };
+                let event = Self::event(
+                    "milestone",
+                    Some(step),
+                    json!({ "milestone": milestone, "at": at }),
+                );
+                return self.commit(vec![Change::Time(time, *at), event]);
+            }
+            StepReport::Progress { step, progress } => {
+                Self::event("progress", Some(step), json!(progress))
+            }
+            StepReport::Fact { step, topic, data } => {
+                Self::event("fact", Some(step), json!({ "topic": topic, "data": data }))
+            }
+        };
+        self.commit(vec![change])
+    }
+
+    fn on_gate_answer(&mut self, answer: GateAnswer) -> Result<(), EngineError> {
+        let Some(i) = self.state.index(&answer.step) else {
+            return Ok(());
+        };
+        if !self.state.steps[i].awaiting_gate {
+            return Ok(());
+        }
+        self.answer_gate(i, answer.approved, &answer.by)
+    }
+
+    fn answer_gate(&mut self, i: usize, approved: bool, by: &str) -> Result<(), EngineError> {
+        let id = self.plan.steps[i].id.clone();
+        self.state.steps[i].awaiting_gate = false;
+        self.state.steps[i].detail = None;
+        let event = Self::event(
+            "gate-answered",
+            Some(&id),
+            json!({ "approved": approved, "by": by }),
+        );
+        if approved {
+            let mut changes = vec![event];
+            self.mark_running(i, &mut changes);
+            self.commit(changes)?;
+            self.spawn_step(i);
+            Ok(())
+        } else {
+            self.state.steps[i].attempt += 1;
+            self.state.steps[i].state = StepState::Running;
+            self.commit(vec![event])?;
+            self.on_outcome(i, Outcome::failed(format!("declined by {by}")))
+        }
+    }
+
+    fn on_retry_timers(&mut self) -> Result<(), EngineError> {
+        let now = Instant::now();
+        self.retry_at.retain(|_, at| *at > now);
+        Ok(())
+    }
+
+    fn say_if_waiting(&mut self) {
+        let idle = self.tasks.is_empty() && self.retry_at.is_empty() && self.closing.is_none();
+        let stuck =
+            idle && self.state.ready(&self.plan).is_empty() && !self.state.finished(&self.plan);
+        if stuck && !self.waiting_said {
+            self.waiting_said = true;
+            let waiting: Vec<String> = self
+                .state
+                .steps
+                .iter()
+                .zip(&self.plan.steps)
+                .filter(|(run, _)| run.paused || run.awaiting_gate)
+                .map(|(run, step)| {
+                    format!("{} ({})", step.id, run.detail.clone().unwrap_or_default())
+                })
+                .collect();
+            self.config.reporter.line(&format!(
+                "waiting for the operator: {}. From any terminal: `runbook retry STEP`, `runbook skip STEP [--ack]`, `runbook ack STEP`, `runbook stop` or `runbook force-stop --mark succeeded|failed`.",
+                waiting.join("; ")
+            ));
+        } else if !stuck {
+            self.waiting_said = false;
+        }
+    }
+
+    /// Ends the run when there is nothing left to wait for.
+    async fn try_finish(&mut self) -> Result<Option<Ending>, EngineError> {
+        match self.closing.clone() {
+            None if self.state.finished(&self.plan) && self.tasks.is_empty() => {
+                self.close(RecordStatus::Succeeded, None)?;
+                Ok(Some(Ending::Succeeded))
+            }
+            None => Ok(None),
+            Some(_) if !self.tasks.is_empty() => Ok(None),
+            Some(Closing::Fail(why)) => {
+                self.close(RecordStatus::Failed, Some(why.clone()))?;
+                Ok(Some(Ending::Failed(why)))
+            }
+            Some(Closing::Stop { options }) => {
+                self.run_handlers(&options).await?;
+                self.close(RecordStatus::Stopped, Some("operator graceful stop".into()))?;
+                Ok(Some(Ending::Stopped))
+            }
+            Some(Closing::ForceStop(mark)) => Ok(Some(Ending::ForceStopped(mark))),
+            Some(Closing::Interrupt) => Ok(Some(Ending::Interrupted)),
+        }
+    }
+
+    fn close(&mut self, status: RecordStatus, why: Option<String>) -> Result<(), EngineError> {
+        let event = Self::event(
+            "record-closed",
+            None,
+            json!({ "status": status, "reason": why }),
+        );
+        self.commit(vec![event, Change::Status(status, why)])
+    }
+
+    /// Runs the graceful-stop handlers in order, each once (with its retries).
+    async fn run_handlers(
+        &mut self,
+        options: &serde_json::Map<String, Value>,
+    ) -> Result<(), EngineError> {
+        let plan = Arc::clone(&self.plan);
+        let hb = crate::template::registry();
+        let context = json!({ "stop": options, "inputs": plan.inputs, "vars": plan.vars });
+        for handler in &plan.handlers {
+            if let Some(cond) = &handler.when {
+                let run = crate::template::render(&hb, cond, &context)
+                    .map(|s| s.trim() == "true")
+                    .unwrap_or(false);
+                if !run {
+                    self.commit(vec![Self::event(
+                        "handler-skipped",
+                        Some(&handler.id),
+                        json!({ "when": cond }),
+                    )])?;
+                    continue;
+                }
+            }
+            let outcome = self.run_handler(handler).await;
+            let event = Self::event("handler-finished", Some(&handler.id), json!(outcome));
+            self.commit(vec![event])?;
+        }
+        Ok(())
+    }
+
+    async fn run_handler(&mut self, handler: &PlannedStep) -> Outcome {
+        let Some(executor) = self.registry.get(handler.uses.as_str()).cloned() else {
+            return Outcome::failed(format!("no executor for `{}`", handler.uses));
+        };
+        let params = match self.render_params(handler) {
+            Ok(p) => p,
+            Err(why) => return Outcome::failed(why),
+        };
+        let mut outcome = Outcome::failed("not run");
+        for attempt in 1..=handler.retry_attempts + 1 {
+            let ctx = StepContext::new(
+                handler.id.clone(),
+                attempt,
+                params.clone(),
+                &self.env,
+                CancellationToken::new(),
+                self.step_log(&handler.id),
+            );
+            outcome = executor.run(&ctx).await;
+            while let Ok(report) = self.reports.try_recv() {
+                let _ = self.on_report(report);
+            }
+            if matches!(outcome, Outcome::Succeeded { .. }) {
+                break;
+            }
+        }
+        outcome
+    }
+
+    /// Reads and answers the operator's pending commands.
+    fn on_commands(&mut self) -> Result<(), EngineError> {
+        for command in self.store.pending_commands(self.record)? {
+            let answer = self.decide_command(&command);
+            let (accepted, text) = match &answer {
+                Ok(text) => (true, text.clone()),
+                Err(text) => (false, text.clone()),
+            };
+            self.store
+                .answer_command(command.id, accepted, Some(&text))?;
+            self.config.reporter.line(&format!(
+                "{} {}: {text}",
+                command_name(command.kind),
+                if accepted { "accepted" } else { "refused" }
+            ));
+            if accepted {
+                self.apply_command(&command)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn decide_command(&self, command: &Command) -> Result<String, String> {
+        let step = || -> Result<usize, String> {
+            let id = command.step.as_deref().ok_or("name a step")?;
+            self.state
+                .index(id)
+                .ok_or_else(|| format!("`{id}` is not a step of this upgrade"))
+        };
+        if matches!(self.closing, Some(Closing::ForceStop(_))) {
+            return Err("the upgrade was force-stopped".into());
+        }
+        match command.kind {
+            CommandKind::Stop => {
+                if self.closing.is_some() {
+                    return Err("the upgrade is already ending".into());
+                }
+                self.state.stop_allowed(&self.plan).map(|()| {
+                    "stopping: running steps are asked to stop, then the stop handlers run".into()
+                })
+            }
+            CommandKind::ForceStop => {
+                let mark = mark_of(command)?;
+                if !self.plan.force_stop.marks.contains(&mark) {
+                    return Err(format!("this runbook does not allow the mark {mark:?}"));
+                }
+                Ok(format!(
+                    "force-stopping; the record closes as force-stopped and marked {}",
+                    mark_word(mark)
+                ))
+            }
+            CommandKind::Skip => {
+                let i = step()?;
+                let ack = command
+                    .args
+                    .get("ack")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                self.state
+                    .may_skip(&self.plan, i, ack)
+                    .map(|()| format!("`{}` will be skipped", self.plan.steps[i].id))
+            }
+            CommandKind::Retry => {
+                let i = step()?;
+                let run = &self.state.steps[i];
+                if run.state == StepState::Failed && run.paused {
+                    Ok(format!("`{}` will run again", self.plan.steps[i].id))
+                } else {
+                    Err(format!(
+                        "`{}` is {}, not failed and paused",
+                        self.plan.steps[i].id,
+                        run.state.as_str()
+                    ))
+                }
+            }
+            CommandKind::Ack => {
+                let i = step()?;
+                if self.state.steps[i].awaiting_gate {
+                    Ok(format!("`{}` approved", self.plan.steps[i].id))
+                } else {
+                    Err(format!(
+                        "`{}` is not waiting for an approval",
+                        self.plan.steps[i].id
+                    ))
+                }
+            }
+            CommandKind::Resume => Err("this upgrade is already running".into()),
+        }
+    }
+
+    fn apply_command(&mut self, command: &Command) -> Result<(), EngineError> {
+        let index = command.step.as_deref().and_then(|s| self.state.index(s));
+        match (command.kind, index) {
+            (CommandKind::Stop, _) => {
+                let mut options = serde_json::Map::new();
+                for (k, v) in &self.plan.stop.options {
+                    options.insert(k.clone(), Value::Bool(*v));
+                }
+                if let Some(Value::Object(given)) = command.args.get("options") {
+                    options.extend(given.clone());
+                }
+                for token in self.stop_tokens.values() {
+                    token.cancel();
+                }
+                self.commit(vec![Self::event(
+                    "stop-accepted",
+                    None,
+                    json!({ "options": options }),
+                )])?;
+                self.closing = Some(Closing::Stop { options });
+            }
+            (CommandKind::ForceStop, _) => {
+                let mark = mark_of(command).unwrap_or(ForceStopMark::Failed);
+                self.force_stop(mark)?;
+            }
+            (CommandKind::Skip, Some(i)) => {
+                let ack = command
+                    .args
+                    .get("ack")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let mut changes = Vec::new();
+                let detail = if ack {
+                    "skipped by the operator (risk acknowledged)"
+                } else {
+                    "skipped by the operator"
+                };
+                self.mark_skipped(i, detail.into(), &mut changes);
+                self.commit(changes)?;
+            }
+            (CommandKind::Retry, Some(i)) => {
+                let run = &mut self.state.steps[i];
+                run.state = StepState::Pending;
+                run.paused = false;
+                run.detail = Some("retry requested by the operator".into());
+                let change = self.step_change(i);
+                self.commit(vec![change])?;
+            }
+            (CommandKind::Ack, Some(i)) => self.answer_gate(i, true, "runbook ack")?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Force-stop: cancels every running step except those the runbook
+    /// spares, runs no recovery, and closes the record with the mark now.
+    fn force_stop(&mut self, mark: ForceStopMark) -> Result<(), EngineError> {
+        let spared: Vec<usize> = self
+            .state
+            .running()
+            .filter(|&i| self.plan.steps[i].spared_by_force_stop)
+            .collect();
+        let mut changes = Vec::new();
+        for i in self.state.running().collect::<Vec<_>>() {
+            if spared.contains(&i) {
+                continue;
+            }
+            if let Some(handle) = self.handles.remove(&i) {
+                handle.abort();
+            }
+            let run = &mut self.state.steps[i];
+            run.state = StepState::Cancelled;
+            run.finished_at = Some(Timestamp::now());
+            run.detail = Some("cancelled by force-stop".into());
+            changes.push(self.step_change(i));
+        }
+        let status = match mark {
+            ForceStopMark::Succeeded => RecordStatus::ForceStoppedSucceeded,
+            ForceStopMark::Failed => RecordStatus::ForceStoppedFailed,
+        };
+        let by = format!("operator force-stop (marked {})", mark_word(mark));
+        let spared_ids: Vec<&str> = spared
+            .iter()
+            .map(|&i| self.plan.steps[i].id.as_str())
+            .collect();
+        changes.push(Self::event(
+            "force-stopped",
+            None,
+            json!({ "mark": mark, "spared": spared_ids }),
+        ));
+        changes.push(Change::Status(status, Some(by)));
+        self.commit(changes)?;
+        self.closing = Some(Closing::ForceStop(mark));
+        Ok(())
+    }
+}
+
+fn skip_detail(reason: &SkipReason) -> String {
+    match reason {
+        SkipReason::Condition { when } => format!("condition {when} is false"),
+        SkipReason::Decision { acknowledged: true } => {
+            "skipped by decision (risk acknowledged)".into()
+        }
+        SkipReason::Decision {
+            acknowledged: false,
+        } => "skipped by decision".into(),
+    }
+}
+
+fn mark_of(command: &Command) -> Result<ForceStopMark, String> {
+    match command.args.get("mark").and_then(Value::as_str) {
+        Some("succeeded") => Ok(ForceStopMark::Succeeded),
+        Some("failed") => Ok(ForceStopMark::Failed),
+        _ => Err("force-stop needs `--mark succeeded` or `--mark failed`".into()),
+    }
+}
+
+fn mark_word(mark: ForceStopMark) -> &'static str {
+    match mark {
+        ForceStopMark::Succeeded => "succeeded",
+        ForceStopMark::Failed => "failed",
+    }
+}
+
+fn command_name(kind: CommandKind) -> &'static str {
+    match kind {
+        CommandKind::Stop => "stop",
+        CommandKind::ForceStop => "force-stop",
+        CommandKind::Skip => "skip",
+        CommandKind::Retry => "retry",
+        CommandKind::Ack => "ack",
+        CommandKind::Resume => "resume",
+    }
+}
+
+fn render_strings(
+    hb: &handlebars::Handlebars<'_>,
+    value: &Value,
+    context: &Value,
+) -> Result<Value, String> {
+    Ok(match value {
+        Value::String(s) if s.contains("{{") => {
+            Value::String(crate::template::render(hb, s, context)?)
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| render_strings(hb, v, context))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render_strings(hb, v, context)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}

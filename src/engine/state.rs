@@ -1,0 +1,363 @@
+//! The run state of one upgrade: each step's state and what may happen
+//! next. Pure logic, no I/O, so every rule is unit-tested directly.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::plan::{Plan, PlannedStep, StopWindowPlan};
+use crate::runbook::model::{OnFailure, Skippable};
+use crate::store::{StepRow, StepState};
+
+/// One step's live state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepRun {
+    /// Its state.
+    pub state: StepState,
+    /// Attempts started so far.
+    pub attempt: u32,
+    /// When the current or last attempt started.
+    pub started_at: Option<Timestamp>,
+    /// When it finished.
+    pub finished_at: Option<Timestamp>,
+    /// Why it failed, was skipped or is waiting.
+    pub detail: Option<String>,
+    /// Outputs of a successful run.
+    pub outputs: BTreeMap<String, Value>,
+    /// Failed and waiting for the operator (`on_failure = "pause"`).
+    pub paused: bool,
+    /// Waiting for its gate to be answered.
+    pub awaiting_gate: bool,
+}
+
+impl StepRun {
+    fn new() -> StepRun {
+        StepRun {
+            state: StepState::Pending,
+            attempt: 0,
+            started_at: None,
+            finished_at: None,
+            detail: None,
+            outputs: BTreeMap::new(),
+            paused: false,
+            awaiting_gate: false,
+        }
+    }
+}
+
+/// All steps of one upgrade.
+#[derive(Clone, Debug)]
+pub struct RunState {
+    /// In plan order.
+    pub steps: Vec<StepRun>,
+    index: HashMap<String, usize>,
+}
+
+impl RunState {
+    /// Every step pending.
+    pub fn new(plan: &Plan) -> RunState {
+        RunState {
+            steps: plan.steps.iter().map(|_| StepRun::new()).collect(),
+            index: plan
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.id.clone(), i))
+                .collect(),
+        }
+    }
+
+    /// The index of a step of the normal flow.
+    pub fn index(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
+    /// Whether a dependency lets its dependents start.
+    fn releases(&self, plan: &Plan, dep: usize) -> bool {
+        let run = &self.steps[dep];
+        let step = &plan.steps[dep];
+        match run.state {
+            StepState::Succeeded | StepState::Skipped => true,
+            StepState::Failed => step.on_failure == OnFailure::Continue && !run.paused,
+            // Non-blocking: dependents start once it has started.
+            StepState::Running => !step.blocking,
+            _ => false,
+        }
+    }
+
+    /// Pending steps whose dependencies all let them start, in plan order.
+    pub fn ready(&self, plan: &Plan) -> Vec<usize> {
+        (0..self.steps.len())
+            .filter(|&i| self.steps[i].state == StepState::Pending && !self.steps[i].awaiting_gate)
+            .filter(|&i| {
+                plan.steps[i]
+                    .needs
+                    .iter()
+                    .all(|n| self.index(n).is_none_or(|d| self.releases(plan, d)))
+            })
+            .collect()
+    }
+
+    /// Steps running now.
+    pub fn running(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.steps.len()).filter(|&i| self.steps[i].state == StepState::Running)
+    }
+
+    /// True when every step has ended in a way that lets the upgrade end.
+    pub fn finished(&self, plan: &Plan) -> bool {
+        self.steps
+            .iter()
+            .zip(&plan.steps)
+            .all(|(run, step)| match run.state {
+                StepState::Succeeded | StepState::Skipped => true,
+                StepState::Failed => step.on_failure == OnFailure::Continue && !run.paused,
+                _ => false,
+            })
+    }
+
+    /// A step failed with `on_failure = "fail"`: the upgrade fails.
+    pub fn fatal_failure(&self, plan: &Plan) -> Option<usize> {
+        (0..self.steps.len()).find(|&i| {
+            self.steps[i].state == StepState::Failed
+                && !self.steps[i].paused
+                && plan.steps[i].on_failure == OnFailure::Fail
+        })
+    }
+
+    /// Whether a graceful stop is accepted now, and if not, why.
+    pub fn stop_allowed(&self, plan: &Plan) -> Result<(), String> {
+        let open = plan.stop.windows.iter().any(|w| match w {
+            StopWindowPlan::During(id) => self
+                .index(id)
+                .is_some_and(|i| self.steps[i].state == StepState::Running),
+            StopWindowPlan::Before(id) => self.index(id).is_some_and(|i| {
+                matches!(self.steps[i].state, StepState::Pending | StepState::Ready)
+            }),
+        });
+        if open {
+            return Ok(());
+        }
+        let windows: Vec<String> = plan
+            .stop
+            .windows
+            .iter()
+            .map(|w| match w {
+                StopWindowPlan::During(id) => format!("while `{id}` runs"),
+                StopWindowPlan::Before(id) => format!("until `{id}` starts"),
+            })
+            .collect();
+        let now: Vec<&str> = self.running().map(|i| plan.steps[i].id.as_str()).collect();
+        let now = if now.is_empty() {
+            "nothing is running".to_owned()
+        } else {
+            format!("running now: {}", now.join(", "))
+        };
+        Err(if windows.is_empty() {
+            format!(
+                "this runbook allows no graceful stop ({now}); use `runbook force-stop --mark succeeded|failed`"
+            )
+        } else {
+            format!(
+                "a graceful stop is allowed only {} ({now}); `runbook force-stop` is allowed at any moment",
+                windows.join(" or ")
+            )
+        })
+    }
+
+    /// Whether the operator may skip a step now.
+    pub fn may_skip(&self, plan: &Plan, i: usize, ack: bool) -> Result<(), String> {
+        let step = &plan.steps[i];
+        let run = &self.steps[i];
+        match step.skippable {
+            Skippable::No => return Err(format!("step `{}` cannot be skipped", step.id)),
+            Skippable::Ack if !ack => {
+                return Err(format!(
+                    "skipping `{}` needs a risk acknowledgment: run `runbook skip {} --ack` once you accept the risk",
+                    step.id, step.id
+                ));
+            }
+            _ => {}
+        }
+        match run.state {
+            StepState::Pending | StepState::Ready => Ok(()),
+            StepState::Failed if run.paused => Ok(()),
+            other => Err(format!(
+                "step `{}` is {} and can no longer be skipped",
+                step.id,
+                other.as_str()
+            )),
+        }
+    }
+
+    /// The store row of step `i`.
+    pub fn row(&self, plan: &Plan, i: usize) -> StepRow {
+        let run = &self.steps[i];
+        StepRow {
+            step: plan.steps[i].id.clone(),
+            state: run.state,
+            attempt: run.attempt,
+            started_at: run.started_at,
+            finished_at: run.finished_at,
+            detail: run.detail.clone(),
+        }
+    }
+
+    /// Outputs of finished steps, for templates: `steps.ID.outputs.NAME`.
+    pub fn outputs_context(&self, plan: &Plan) -> Value {
+        let steps: serde_json::Map<String, Value> = plan
+            .steps
+            .iter()
+            .zip(&self.steps)
+            .filter(|(_, run)| !run.outputs.is_empty())
+            .map(|(step, run)| {
+                (
+                    step.id.clone(),
+                    serde_json::json!({ "outputs": run.outputs }),
+                )
+            })
+            .collect();
+        Value::Object(steps)
+    }
+}
+
+/// The step's timeout, retry and failure policy, read from the plan.
+pub fn backoff(step: &PlannedStep, failed_attempts: u32) -> std::time::Duration {
+    let exp = failed_attempts.saturating_sub(1).min(20);
+    let secs = step.retry_backoff_seconds.saturating_mul(1 << exp).min(
+        step.retry_max_backoff_seconds
+            .max(step.retry_backoff_seconds),
+    );
+    std::time::Duration::from_secs(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        let no_platform = || Err("none".to_owned());
+        let ctx = crate::plan::resolve::PlanContext {
+            now: jiff::civil::date(2026, 11, 25).at(22, 0, 0, 0),
+            platform_version: &no_platform,
+        };
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/downtime.toml");
+        crate::plan::plan(&path, &ctx).unwrap()
+    }
+
+    fn set(state: &mut RunState, plan: &Plan, id: &str, to: StepState) {
+        let i = plan.steps.iter().position(|s| s.id == id).unwrap();
+        state.steps[i].state = to;
+    }
+
+    fn ids(plan: &Plan, list: &[usize]) -> Vec<String> {
+        list.iter().map(|&i| plan.steps[i].id.clone()).collect()
+    }
+
+    #[test]
+    fn only_steps_with_released_dependencies_are_ready() {
+        let plan = plan();
+        let mut state = RunState::new(&plan);
+        assert_eq!(ids(&plan, &state.ready(&plan)), ["enter-maintenance"]);
+        set(&mut state, &plan, "enter-maintenance", StepState::Running);
+        assert!(
+            state.ready(&plan).is_empty(),
+            "a blocking step holds its dependents"
+        );
+        set(&mut state, &plan, "enter-maintenance", StepState::Succeeded);
+        assert_eq!(ids(&plan, &state.ready(&plan)), ["pause-scheduling"]);
+    }
+
+    #[test]
+    fn a_non_blocking_step_releases_dependents_once_started_but_holds_the_end() {
+        let plan = plan();
+        let mut state = RunState::new(&plan);
+        for id in [
+            "enter-maintenance",
+            "pause-scheduling",
+            "force-stop-tasks",
+            "shutdown",
+            "backup-database",
+            "upgrade-applications",
+            "rerun-tasks",
+            "data-update",
+        ] {
+            set(&mut state, &plan, id, StepState::Succeeded);
+        }
+        set(
+            &mut state,
+            &plan,
+            "data-update-non-blocking",
+            StepState::Running,
+        );
+        assert_eq!(ids(&plan, &state.ready(&plan)), ["verify"]);
+        set(&mut state, &plan, "verify", StepState::Succeeded);
+        set(&mut state, &plan, "complete", StepState::Succeeded);
+        assert!(
+            !state.finished(&plan),
+            "the record is not closed while a non-blocking step runs"
+        );
+        set(
+            &mut state,
+            &plan,
+            "data-update-non-blocking",
+            StepState::Succeeded,
+        );
+        assert!(state.finished(&plan));
+    }
+
+    #[test]
+    fn graceful_stop_only_inside_the_windows() {
+        let plan = plan();
+        let mut state = RunState::new(&plan);
+        assert_eq!(state.stop_allowed(&plan), Ok(()), "before shutdown starts");
+        for id in ["enter-maintenance", "pause-scheduling", "force-stop-tasks"] {
+            set(&mut state, &plan, id, StepState::Succeeded);
+        }
+        set(&mut state, &plan, "shutdown", StepState::Running);
+        let refused = state.stop_allowed(&plan).unwrap_err();
+        assert!(
+            refused.contains("while `force-stop-tasks` runs or until `shutdown` starts"),
+            "{refused}"
+        );
+        assert!(refused.contains("running now: shutdown"), "{refused}");
+        set(&mut state, &plan, "shutdown", StepState::Succeeded);
+        set(&mut state, &plan, "force-stop-tasks", StepState::Running);
+        assert_eq!(
+            state.stop_allowed(&plan),
+            Ok(()),
+            "while force-stopping tasks"
+        );
+    }
+
+    #[test]
+    fn skipping_follows_the_flags() {
+        let plan = plan();
+        let state = RunState::new(&plan);
+        let backup = state.index("backup-database").unwrap();
+        let upgrade = state.index("upgrade-applications").unwrap();
+        assert!(
+            state
+                .may_skip(&plan, backup, false)
+                .unwrap_err()
+                .contains("--ack")
+        );
+        assert_eq!(state.may_skip(&plan, backup, true), Ok(()));
+        assert!(
+            state
+                .may_skip(&plan, upgrade, true)
+                .unwrap_err()
+                .contains("cannot be skipped")
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_ceiling() {
+        let plan = plan();
+        let mut step = plan.steps[0].clone();
+        step.retry_backoff_seconds = 10;
+        step.retry_max_backoff_seconds = 35;
+        let waits: Vec<u64> = (1..=4).map(|n| backoff(&step, n).as_secs()).collect();
+        assert_eq!(waits, [10, 20, 35, 35]);
+    }
+}

@@ -1,0 +1,19 @@
+//! Which executor performs each `uses` name.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::plugins::executor::Executor;
+use crate::plugins::{exec, gate, wait};
+
+/// The executors by plugin name.
+pub type Registry = HashMap<&'static str, Arc<dyn Executor>>;
+
+/// Every built-in executor.
+pub fn builtin() -> Registry {
+    let mut registry: Registry = HashMap::new();
+    registry.insert("exec", Arc::new(exec::Exec));
+    registry.insert("wait", Arc::new(wait::Wait));
+    registry.insert("gate", Arc::new(gate::Gate));
+    registry
+}
