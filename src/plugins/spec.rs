@@ -273,7 +273,7 @@ static BUILTINS: &[PluginSpec] = &[
                 "dir",
                 ParamKind::String,
                 false,
-                "backup folder (default .runbook/backups/RECORD)",
+                "backup folder (default: `backups` in the upgrade record's folder)",
             ),
             p(
                 "host",
