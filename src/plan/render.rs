@@ -69,6 +69,13 @@ pub fn text(plan: &Plan) -> String {
     let _ = writeln!(out, "\nCritical path: {}", plan.critical_path.join(" -> "));
     let _ = writeln!(out, "Estimated total: {}", dur(plan.estimated_seconds));
     stop_lines(&mut out, plan);
+    if plan.announcement.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nMaintenance announcement: none (the runbook declares no announcement inputs)"
+        );
+        return out;
+    }
     let _ = writeln!(out, "\nMaintenance announcement:");
     for line in plan.announcement.lines() {
         let _ = writeln!(out, "  | {line}");

@@ -24,6 +24,10 @@ use crate::version::{Mode, ModeRule, UpgradePath, Version, advise};
 /// The announcement template used when no layer sets one.
 pub const DEFAULT_ANNOUNCEMENT: &str = include_str!("../../templates/announcement.md.hbs");
 
+/// The inputs the default announcement reads.
+pub const ANNOUNCEMENT_INPUTS: [&str; 3] =
+    ["estimated_completion", "contact_email", "contact_phone"];
+
 /// What the planner needs from outside the files.
 pub struct PlanContext<'a> {
     /// "Now", for datetime inputs that default to it (`YYYY-MM-DD hh:mm`).
@@ -633,6 +637,14 @@ fn announcement(
 ) -> String {
     let (file, text) = match &runbook.announcement {
         Some((file, text)) => (Some(file), text.as_str()),
+        // A runbook that does not collect the announcement's inputs (a
+        // site's own procedure, say) has no maintenance announcement.
+        None if ANNOUNCEMENT_INPUTS
+            .iter()
+            .any(|i| !runbook.inputs.contains_key(*i)) =>
+        {
+            return String::new();
+        }
         None => (None, DEFAULT_ANNOUNCEMENT),
     };
     match template::render(hb, text, context) {
