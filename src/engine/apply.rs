@@ -344,6 +344,7 @@ fn restore(
             run.outputs = o;
         }
     }
+    state.recount(plan);
     Ok((state, interrupted))
 }
 

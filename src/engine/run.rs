@@ -84,6 +84,7 @@ pub struct Engine {
     retry_at: HashMap<usize, Instant>,
     gate_answers: (UnboundedSender<GateAnswer>, UnboundedReceiver<GateAnswer>),
     closing: Option<Closing>,
+    pending: Vec<Change>,
     waiting_said: bool,
     status: RecordStatus,
 }
@@ -133,6 +134,7 @@ impl Engine {
             retry_at: HashMap::new(),
             gate_answers: unbounded_channel(),
             closing: None,
+            pending: Vec::new(),
             waiting_said: false,
             status,
         }
@@ -146,6 +148,7 @@ impl Engine {
             if self.closing.is_none() {
                 self.launch_ready()?;
             }
+            self.flush()?;
             if let Some(ending) = self.try_finish().await? {
                 return Ok(ending);
             }
@@ -167,10 +170,21 @@ impl Engine {
         }
     }
 
+    /// Queues changes; [`Engine::flush`] makes them durable. Queuing lets
+    /// the consequences of one event (a step finished, the next started)
+    /// share one transaction — about one fsync per step in a chain.
     fn commit(&mut self, changes: Vec<Change>) -> Result<(), EngineError> {
-        if changes.is_empty() {
+        self.pending.extend(changes);
+        Ok(())
+    }
+
+    /// Writes the queued changes in one transaction, then shows them.
+    /// Nothing is reported, and no step is started, before this.
+    fn flush(&mut self) -> Result<(), EngineError> {
+        if self.pending.is_empty() {
             return Ok(());
         }
+        let changes = std::mem::take(&mut self.pending);
         self.store.commit(self.record, &changes)?;
         for change in &changes {
             self.config.reporter.change(&self.plan, change);
@@ -195,7 +209,7 @@ impl Engine {
         let plan = Arc::clone(&self.plan);
         let mut changes = Vec::new();
         let mut spawn = Vec::new();
-        for i in self.state.ready(&plan) {
+        for i in self.state.ready() {
             if self.retry_at.contains_key(&i) {
                 continue;
             }
@@ -208,13 +222,14 @@ impl Engine {
                 self.ask_gate(i, &mut changes);
                 continue;
             }
-            if self.state.running().count() + spawn.len() >= self.config.max_parallel.max(1) {
+            if self.state.running_count() + spawn.len() >= self.config.max_parallel.max(1) {
                 break;
             }
             self.mark_running(i, &mut changes);
             spawn.push(i);
         }
         self.commit(changes)?;
+        self.flush()?;
         for i in spawn {
             self.spawn_step(i);
         }
@@ -228,6 +243,7 @@ impl Engine {
         run.awaiting_gate = false;
         run.detail = Some(detail.clone());
         run.finished_at = Some(Timestamp::now());
+        self.state.touch(&self.plan, i);
         changes.push(self.step_change(i));
         changes.push(Self::event(
             "step-skipped",
@@ -244,6 +260,7 @@ impl Engine {
         run.finished_at = None;
         run.awaiting_gate = false;
         let attempt = run.attempt;
+        self.state.touch(&self.plan, i);
         changes.push(self.step_change(i));
         let step = &self.plan.steps[i];
         changes.push(Self::event(
@@ -288,6 +305,7 @@ impl Engine {
         let log = self.step_log(&step.id);
         let ctx = params.map(|params| {
             StepContext::new(step.id.clone(), attempt, params, &self.env, token, log)
+                .with_idempotent(step.idempotent)
         });
         let timeout = step.timeout_seconds.map(Duration::from_secs);
         let handle = self.tasks.spawn(async move {
@@ -382,6 +400,7 @@ impl Engine {
     /// a recovered outcome applies to it.
     pub(crate) fn restart_for_recovery(&mut self, i: usize) {
         self.state.steps[i].state = StepState::Running;
+        self.state.touch(&self.plan, i);
     }
 
     /// Puts an interrupted step back in the queue.
@@ -389,6 +408,7 @@ impl Engine {
         let run = &mut self.state.steps[i];
         run.state = StepState::Pending;
         run.detail = Some(detail.to_owned());
+        self.state.touch(&self.plan, i);
         let change = self.step_change(i);
         let event = Self::event(
             "step-interrupted",
@@ -411,6 +431,7 @@ impl Engine {
                 run.finished_at = Some(now);
                 run.detail = None;
                 run.outputs = outputs.clone();
+                self.state.touch(&plan, i);
                 changes.push(self.step_change(i));
                 changes.push(Self::event(
                     "step-succeeded",
@@ -421,6 +442,7 @@ impl Engine {
             Outcome::Stopped => {
                 run.state = StepState::Stopped;
                 run.finished_at = Some(now);
+                self.state.touch(&plan, i);
                 changes.push(self.step_change(i));
                 changes.push(Self::event("step-stopped", Some(&step.id), json!({})));
             }
@@ -435,6 +457,7 @@ impl Engine {
                     crate::duration::format(wait)
                 ));
                 let attempt = run.attempt;
+                self.state.touch(&plan, i);
                 changes.push(self.step_change(i));
                 let data =
                     json!({ "error": error, "attempt": attempt, "wait_seconds": wait.as_secs() });
@@ -446,6 +469,7 @@ impl Engine {
                 run.finished_at = Some(now);
                 run.paused = step.on_failure == OnFailure::Pause;
                 run.detail = Some(error.clone());
+                self.state.touch(&plan, i);
                 changes.push(self.step_change(i));
                 let policy = format!("{:?}", step.on_failure).to_lowercase();
                 changes.push(Self::event(
@@ -516,6 +540,7 @@ impl Engine {
             let mut changes = vec![event];
             self.mark_running(i, &mut changes);
             self.commit(changes)?;
+            self.flush()?;
             self.spawn_step(i);
             Ok(())
         } else {
@@ -534,8 +559,7 @@ impl Engine {
 
     fn say_if_waiting(&mut self) {
         let idle = self.tasks.is_empty() && self.retry_at.is_empty() && self.closing.is_none();
-        let stuck =
-            idle && self.state.ready(&self.plan).is_empty() && !self.state.finished(&self.plan);
+        let stuck = idle && self.state.ready().is_empty() && !self.state.finished();
         if stuck && !self.waiting_said {
             self.waiting_said = true;
             let waiting: Vec<String> = self
@@ -560,7 +584,7 @@ impl Engine {
     /// Ends the run when there is nothing left to wait for.
     async fn try_finish(&mut self) -> Result<Option<Ending>, EngineError> {
         match self.closing.clone() {
-            None if self.state.finished(&self.plan) && self.tasks.is_empty() => {
+            None if self.state.finished() && self.tasks.is_empty() => {
                 self.close(RecordStatus::Succeeded, None)?;
                 Ok(Some(Ending::Succeeded))
             }
@@ -586,7 +610,8 @@ impl Engine {
             None,
             json!({ "status": status, "reason": why }),
         );
-        self.commit(vec![event, Change::Status(status, why)])
+        self.commit(vec![event, Change::Status(status, why)])?;
+        self.flush()
     }
 
     /// Runs the graceful-stop handlers in order, each once (with its retries).
@@ -614,6 +639,7 @@ impl Engine {
             let outcome = self.run_handler(handler).await;
             let event = Self::event("handler-finished", Some(&handler.id), json!(outcome));
             self.commit(vec![event])?;
+            self.flush()?;
         }
         Ok(())
     }
@@ -655,6 +681,11 @@ impl Engine {
                 Ok(text) => (true, text.clone()),
                 Err(text) => (false, text.clone()),
             };
+            // The effect is durable before the operator hears "accepted".
+            if accepted {
+                self.apply_command(&command)?;
+                self.flush()?;
+            }
             self.store
                 .answer_command(command.id, accepted, Some(&text))?;
             self.config.reporter.line(&format!(
@@ -662,9 +693,6 @@ impl Engine {
                 command_name(command.kind),
                 if accepted { "accepted" } else { "refused" }
             ));
-            if accepted {
-                self.apply_command(&command)?;
-            }
         }
         Ok(())
     }
@@ -782,6 +810,7 @@ impl Engine {
                 run.state = StepState::Pending;
                 run.paused = false;
                 run.detail = Some("retry requested by the operator".into());
+                self.state.touch(&self.plan, i);
                 let change = self.step_change(i);
                 self.commit(vec![change])?;
             }
@@ -811,6 +840,7 @@ impl Engine {
             run.state = StepState::Cancelled;
             run.finished_at = Some(Timestamp::now());
             run.detail = Some("cancelled by force-stop".into());
+            self.state.touch(&self.plan, i);
             changes.push(self.step_change(i));
         }
         let status = match mark {
@@ -829,6 +859,7 @@ impl Engine {
         ));
         changes.push(Change::Status(status, Some(by)));
         self.commit(changes)?;
+        self.flush()?;
         self.closing = Some(Closing::ForceStop(mark));
         Ok(())
     }

@@ -139,12 +139,18 @@ impl Exec {
                 receipt.base.display()
             ));
         };
-        let mut command = tokio::process::Command::new("/bin/sh");
+        // An idempotent step is simply run again after a crash, so it needs
+        // no receipt, and saves the wrapper's extra process.
+        let mut command = if ctx.idempotent {
+            let mut c = tokio::process::Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        } else {
+            let mut c = tokio::process::Command::new("/bin/sh");
+            c.arg("-c").arg(WRAPPER).arg(&receipt.base).args(&argv);
+            c
+        };
         command
-            .arg("-c")
-            .arg(WRAPPER)
-            .arg(&receipt.base)
-            .args(&argv)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -169,6 +169,9 @@ pub struct StepContext {
     pub platform: Arc<dyn Platform>,
     /// Cancelled when the operator asks for a graceful stop.
     pub stop: CancellationToken,
+    /// The step may be re-run after a crash without asking, so a plugin
+    /// need not keep crash receipts for it.
+    pub idempotent: bool,
     log: Arc<Mutex<Box<dyn Write + Send>>>,
     reports: UnboundedSender<StepReport>,
 }
@@ -190,9 +193,16 @@ impl StepContext {
             upgrade: Arc::clone(&env.upgrade),
             platform: Arc::clone(&env.platform),
             stop,
+            idempotent: false,
             log: Arc::new(Mutex::new(log)),
             reports: env.reports.clone(),
         }
+    }
+
+    /// Marks the step idempotent (see [`StepContext::idempotent`]).
+    pub fn with_idempotent(mut self, idempotent: bool) -> StepContext {
+        self.idempotent = idempotent;
+        self
     }
 
     /// Appends a line to the step's log.
