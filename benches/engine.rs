@@ -93,7 +93,7 @@ fn run_engine(dir: &Path, max_parallel: usize) -> Duration {
         state: dir.join("state.db"),
         max_parallel,
         unattended: true,
-        reporter: Reporter::Quiet,
+        reporter: Reporter::quiet(),
         platform: Arc::new(runbook::platform::Unconfigured),
         registry: runbook::plugins::registry::builtin(),
     };

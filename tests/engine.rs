@@ -1189,6 +1189,42 @@ on_stop = ["h1"]
     assert_eq!(site.record().status, RecordStatus::Stopped);
 }
 
+#[test]
+#[ignore = "bug: stop handlers are awaited inside try_finish (src/engine/run.rs:573-574, run_handlers at 593-619), outside the select loop, so a force-stop (or Ctrl-C) while a handler runs is never answered: the CLI gives up after 15 s with exit 70 and the handler is not killed"]
+fn force_stop_is_answered_while_the_stop_handlers_run() {
+    let site = Site::new(
+        r#"
+[[steps]]
+id = "drain"
+uses = "wait"
+with = { duration = "30s" }
+
+[[steps]]
+id = "h1"
+uses = "exec"
+handler = true
+with = { shell = "echo $$ > h1.pid; sleep 60; echo h1 >> log.txt" }
+
+[stop]
+windows = [{ during = "drain" }]
+on_stop = ["h1"]
+"#,
+        "",
+    );
+    let mut runner = site.start();
+    site.wait_state("drain", StepState::Running);
+    assert_exit(&site.run(&["stop"]), 0);
+    let pid = site.wait_pid_file("h1.pid");
+    let out = site.run(&["force-stop", "--mark", "failed"]);
+    assert_exit(&out, 0);
+    assert_runner_exit(&mut runner, 3);
+    assert_eq!(site.record().status, RecordStatus::ForceStoppedFailed);
+    eventually("the handler's process to be killed", || {
+        (!pid_alive(pid)).then_some(())
+    });
+    assert!(!site.path("log.txt").exists());
+}
+
 // ---------------------------------------------------------------------------
 // 9. Force-stop
 // ---------------------------------------------------------------------------
@@ -1336,11 +1372,14 @@ spares = ["backup"]
     let out = site.run(&["force-stop", "--mark", "failed"]);
     assert_exit(&out, 0);
     // The record is closed at once; main is cancelled and killed…
+    eventually("the record to close as force-stopped", || {
+        (site.record().status == RecordStatus::ForceStoppedFailed).then_some(())
+    });
     assert_eq!(
         site.record().status.label(),
         "Force-Stopped and Marked as Failed"
     );
-    assert_eq!(site.state("main"), Some(StepState::Cancelled));
+    site.wait_state("main", StepState::Cancelled);
     eventually("main's process to be killed", || {
         (!pid_alive(pid)).then_some(())
     });
@@ -1402,6 +1441,14 @@ fn a_second_run_is_refused_while_an_upgrade_is_in_progress() {
     let err = stderr(&second);
     assert!(err.contains("another upgrade is in progress"), "{err}");
     assert!(err.contains("record 1"), "names the holder: {err}");
+    // Nor can the running record be resumed a second time.
+    let resume = site.run(&["resume", "--yes"]);
+    assert_exit(&resume, 2);
+    assert!(
+        stderr(&resume).contains(&format!("being run by process {}", runner.pid())),
+        "{}",
+        stderr(&resume)
+    );
     site.touch("go");
     assert_runner_exit(&mut runner, 0);
     assert_eq!(site.records().len(), 1);

@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::cli::preview::{make_plan, report};
 use crate::engine::Ending;
 use crate::engine::apply::{self, RunError, RunOptions};
-use crate::engine::report::Reporter;
+use crate::engine::report::{Reporter, Style};
 use crate::exit;
 use crate::plan::Plan;
 use crate::store::RecordId;
@@ -55,8 +55,8 @@ fn options(
         max_parallel: flags.max_parallel,
         unattended: flags.yes,
         reporter: match flags.events {
-            Events::Human => Reporter::Human,
-            Events::Jsonl => Reporter::Jsonl,
+            Events::Human => Reporter::new(Style::Human),
+            Events::Jsonl => Reporter::new(Style::Jsonl),
         },
         platform,
         registry: crate::plugins::registry::builtin(),

@@ -2,7 +2,11 @@
 //! people, or one JSON object per journal entry for machines. Both are fed
 //! only with changes already committed to the store.
 
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use serde_json::json;
 
@@ -11,8 +15,8 @@ use crate::store::{Change, StepState};
 
 /// The output style.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reporter {
-    /// Lines for people, on standard error.
+pub enum Style {
+    /// Lines for people, on standard error; progress bars on a terminal.
     Human,
     /// JSON lines on standard output (`--events jsonl`).
     Jsonl,
@@ -20,26 +24,112 @@ pub enum Reporter {
     Quiet,
 }
 
+/// Shows committed changes as they happen.
+pub struct Reporter {
+    style: Style,
+    bars: Option<Bars>,
+}
+
+/// One bar per running step, under the step lines (terminals only).
+struct Bars {
+    multi: MultiProgress,
+    running: Mutex<HashMap<String, ProgressBar>>,
+}
+
 impl Reporter {
+    /// A reporter of this style; human output gets progress bars when
+    /// standard error is a terminal, plain lines otherwise.
+    pub fn new(style: Style) -> Reporter {
+        let bars = (style == Style::Human && std::io::stderr().is_terminal()).then(|| Bars {
+            multi: MultiProgress::new(),
+            running: Mutex::new(HashMap::new()),
+        });
+        Reporter { style, bars }
+    }
+
+    /// A reporter that shows nothing.
+    pub fn quiet() -> Reporter {
+        Reporter::new(Style::Quiet)
+    }
+
+    fn println(&self, text: &str) {
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.multi.println(text);
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
     /// A free-form message.
     pub fn line(&self, text: &str) {
-        match self {
-            Reporter::Human => eprintln!("{text}"),
-            Reporter::Jsonl => emit(&json!({ "kind": "message", "text": text })),
-            Reporter::Quiet => {}
+        match self.style {
+            Style::Human => self.println(text),
+            Style::Jsonl => emit(&json!({ "kind": "message", "text": text })),
+            Style::Quiet => {}
         }
     }
 
     /// A committed change.
     pub fn change(&self, plan: &Plan, change: &Change) {
-        match self {
-            Reporter::Quiet => {}
-            Reporter::Jsonl => emit(&change_json(change)),
-            Reporter::Human => {
+        match self.style {
+            Style::Quiet => {}
+            Style::Jsonl => emit(&change_json(change)),
+            Style::Human => {
+                if let Some(bars) = &self.bars {
+                    bars.update(change);
+                }
                 if let Some(text) = human(plan, change) {
-                    eprintln!("{text}");
+                    self.println(&text);
                 }
             }
+        }
+    }
+}
+
+impl Bars {
+    fn update(&self, change: &Change) {
+        let Ok(mut running) = self.running.lock() else {
+            return;
+        };
+        match change {
+            Change::Step(row) if row.state == StepState::Running => {
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} {prefix:<28} {wide_bar} {pos}/{len} {elapsed}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.set_prefix(row.step.clone());
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                running.insert(row.step.clone(), bar);
+            }
+            Change::Step(row) => {
+                if let Some(bar) = running.remove(&row.step) {
+                    bar.finish_and_clear();
+                    self.multi.remove(&bar);
+                }
+            }
+            Change::Event {
+                kind,
+                step: Some(step),
+                data,
+            } if kind == "progress" => {
+                if let Some(bar) = running.get(step) {
+                    bar.set_length(
+                        data.get("total")
+                            .and_then(serde_json::Value::as_u64)
+                            .unwrap_or(0),
+                    );
+                    bar.set_position(
+                        data.get("done")
+                            .and_then(serde_json::Value::as_u64)
+                            .unwrap_or(0),
+                    );
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -86,11 +176,13 @@ fn human(plan: &Plan, change: &Change) -> Option<String> {
                 .as_deref()
                 .map(|d| format!(": {d}"))
                 .unwrap_or_default();
-            Some(format!(
-                "{stamp} {word:>9}  {} — {}{detail}",
-                row.step,
-                title(&row.step)
-            ))
+            let title = title(&row.step);
+            let title = if title == row.step {
+                String::new()
+            } else {
+                format!(" — {title}")
+            };
+            Some(format!("{stamp} {word:>9}  {}{title}{detail}", row.step))
         }
         Change::Event {
             kind,
