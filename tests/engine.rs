@@ -945,7 +945,7 @@ fn a_gate_asked_on_a_terminal_is_answered_there() {
 }
 
 #[test]
-#[ignore = "bug: the interactive gate prompt holds the stderr lock while it reads the terminal (src/engine/decide.rs:52-60), freezing the engine, so `runbook ack` is never answered; and the runtime then waits for that read at exit (src/cli/run.rs:116,138)"]
+#[ignore = "bug: the interactive gate prompt holds the stderr lock while it reads the terminal (src/engine/decide.rs:53-57), freezing the engine, so `runbook ack` is never answered; and the runtime then waits for that read at exit (src/cli/run.rs:116,138)"]
 fn runbook_ack_approves_a_gate_waiting_on_a_terminal() {
     if !script_available() {
         eprintln!("skipped: `script` (util-linux) is needed for a pseudo-terminal");
@@ -1190,7 +1190,7 @@ on_stop = ["h1"]
 }
 
 #[test]
-#[ignore = "bug: stop handlers are awaited inside try_finish (src/engine/run.rs:573-574, run_handlers at 593-619), outside the select loop, so a force-stop (or Ctrl-C) while a handler runs is never answered: the CLI gives up after 15 s with exit 70 and the handler is not killed"]
+#[ignore = "bug: stop handlers are awaited inside try_finish (src/engine/run.rs:597-599, run_handlers at 618-645), outside the select loop, so a force-stop (or Ctrl-C) while a handler runs is never answered: the CLI gives up after 15 s with exit 70 and the handler is not killed"]
 fn force_stop_is_answered_while_the_stop_handlers_run() {
     let site = Site::new(
         r#"
@@ -1403,7 +1403,7 @@ spares = ["backup"]
 }
 
 #[test]
-#[ignore = "bug: force-stop with no runbook process running (src/cli/operator.rs:311-339) closes the record but leaves the step `running` and its orphaned exec child alive"]
+#[ignore = "bug: force-stop with no runbook process running (src/cli/operator.rs:129-159) closes the record but leaves the step `running` and its orphaned exec child alive"]
 fn force_stop_after_the_runner_died_cancels_the_step_and_kills_its_child() {
     let site = Site::new(
         "[[steps]]\nid = \"main\"\nuses = \"exec\"\nwith = { shell = \"echo $$ > main.pid; sleep 60\" }\n",
