@@ -96,6 +96,7 @@ fn run_engine(dir: &Path, max_parallel: usize) -> Duration {
         reporter: Reporter::quiet(),
         platform: Arc::new(runbook::platform::Unconfigured),
         registry: runbook::plugins::registry::builtin(),
+        interrupted: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -57,7 +57,9 @@ pub struct UpgradeFile {
 }
 
 /// What to do on resume with a non-idempotent step that was running when the process died.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Interrupted {
     /// Ask the operator (fails at once when nobody can be asked).

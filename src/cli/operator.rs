@@ -11,7 +11,8 @@ use crate::cli::print_out;
 use crate::engine::apply::live_engine;
 use crate::exit;
 use crate::store::{
-    Change, CommandKind, CommandStatus, Record, RecordId, RecordStatus, SqliteStore, StoreError,
+    Change, CommandKind, CommandStatus, Record, RecordId, RecordStatus, SqliteStore, StepState,
+    StoreError,
 };
 
 /// How long a command waits for the engine's answer.
@@ -75,7 +76,9 @@ pub fn command(
     }
     match live_engine(&store, record.id) {
         Ok(Some(_)) => send_and_wait(&store, &record, kind, step, args),
-        Ok(None) if kind == CommandKind::ForceStop => force_stop_offline(&store, &record, &args),
+        Ok(None) if kind == CommandKind::ForceStop => {
+            force_stop_offline(state, &store, &record, &args)
+        }
         Ok(None) => {
             eprintln!(
                 "refused: no runbook process is running record {}; `runbook resume {}` continues it (or `runbook force-stop` closes it)",
@@ -127,21 +130,33 @@ fn send_and_wait(
 }
 
 /// Force-stop with nobody running the record: there is no recovery to
-/// skip and no step to cancel, so the record is closed here.
-fn force_stop_offline(store: &SqliteStore, record: &Record, args: &Value) -> u8 {
+/// skip, so the record is closed here — and what a crashed runner left
+/// behind goes too: steps it left running are cancelled and their
+/// processes (which outlive the runner by design) are killed.
+fn force_stop_offline(state: &Path, store: &SqliteStore, record: &Record, args: &Value) -> u8 {
     let (status, word) = match args.get("mark").and_then(Value::as_str) {
         Some("succeeded") => (RecordStatus::ForceStoppedSucceeded, "succeeded"),
         _ => (RecordStatus::ForceStoppedFailed, "failed"),
     };
+    let exec_dir = crate::engine::apply::record_dir(state, record.id).join("exec");
+    let mut changes = Vec::new();
+    for mut row in store.steps(record.id).unwrap_or_default() {
+        if row.state != StepState::Running {
+            continue;
+        }
+        kill_group(&exec_dir.join(format!("{}.{}.pid", row.step, row.attempt)));
+        row.state = StepState::Cancelled;
+        row.finished_at = Some(jiff::Timestamp::now());
+        row.detail = Some("cancelled by force-stop".into());
+        changes.push(Change::Step(row));
+    }
     let by = format!("operator force-stop (marked {word}; no runbook process was running)");
-    let changes = [
-        Change::Event {
-            kind: "force-stopped".into(),
-            step: None,
-            data: json!({ "mark": word, "offline": true }),
-        },
-        Change::Status(status, Some(by)),
-    ];
+    changes.push(Change::Event {
+        kind: "force-stopped".into(),
+        step: None,
+        data: json!({ "mark": word, "offline": true }),
+    });
+    changes.push(Change::Status(status, Some(by)));
     match store.commit(record.id, &changes) {
         Ok(()) => {
             println!(
@@ -155,6 +170,19 @@ fn force_stop_offline(store: &SqliteStore, record: &Record, args: &Value) -> u8 
             eprintln!("error: {e}");
             exit::INTERNAL
         }
+    }
+}
+
+/// Kills the process group whose leader's pid is in `pid_file`, if any.
+fn kill_group(pid_file: &Path) {
+    let pid = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok());
+    if let Some(pid) = pid.filter(|p| *p > 1) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 

@@ -34,6 +34,10 @@ pub struct RunFlags {
     /// How progress is shown.
     #[arg(long, value_enum, default_value_t = Events::Human)]
     pub events: Events,
+    /// On resume: what to do with a non-idempotent step that was running
+    /// when runbook died and whose result is unknown.
+    #[arg(long, value_enum)]
+    pub interrupted: Option<crate::upgrade::Interrupted>,
 }
 
 fn options(
@@ -60,6 +64,7 @@ fn options(
         },
         platform,
         registry: crate::plugins::registry::builtin(),
+        interrupted: flags.interrupted,
     })
 }
 
@@ -75,6 +80,15 @@ fn runtime() -> tokio::runtime::Runtime {
             std::process::exit(i32::from(exit::INTERNAL));
         }
     }
+}
+
+/// Runs `future` to completion, then leaves without waiting for stray
+/// background work (a terminal prompt nobody needs to answer any more).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let rt = runtime();
+    let out = rt.block_on(future);
+    rt.shutdown_background();
+    out
 }
 
 /// `runbook run UPGRADE.toml`: plan, then apply.
@@ -113,7 +127,7 @@ fn apply_plan(plan: Plan, flags: &RunFlags) -> u8 {
         Err(code) => return code,
     };
     let state = options.state.clone();
-    finish(runtime().block_on(apply::apply(plan, options)), &state)
+    finish(block_on(apply::apply(plan, options)), &state)
 }
 
 /// `runbook resume [RECORD]`.
@@ -135,7 +149,7 @@ pub fn resume(record: Option<i64>, flags: &RunFlags) -> u8 {
         Err(code) => return code,
     };
     finish(
-        runtime().block_on(apply::resume(record.map(RecordId), options)),
+        block_on(apply::resume(record.map(RecordId), options)),
         &state,
     )
 }

@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub platform: Arc<dyn Platform>,
     /// The executors.
     pub registry: Registry,
+    /// `resume --interrupted`: what to do with a non-idempotent step whose
+    /// fate is unknown, overriding the plan's `decisions.interrupted`.
+    pub interrupted: Option<Interrupted>,
 }
 
 /// Why a run could not start or went wrong outside any step.
@@ -233,7 +236,10 @@ pub async fn resume(
     let plan = Arc::new(plan);
     let (mut state, interrupted) = restore(&store, record.id, &plan)?;
     let decider = Decider::from_terminal(options.unattended);
-    let policy = plan.decisions.interrupted.unwrap_or_default();
+    let policy = options
+        .interrupted
+        .or(plan.decisions.interrupted)
+        .unwrap_or_default();
     store.commit(record.id, &[engine_started()])?;
     options
         .reporter
@@ -270,7 +276,9 @@ pub async fn resume(
         if !decider.interactive {
             return Err(RunError::BadInput(format!(
                 "step `{id}` was running when runbook stopped, is not idempotent, and its result is unknown; \
-                 decide with `interrupted = \"rerun\"` or `\"fail\"` under [decisions] in the upgrade file, or resume on a terminal"
+                 decide with `runbook resume --interrupted rerun` (run it again) or `--interrupted fail`, \
+                 or resume on a terminal to be asked (future upgrades can decide in advance with \
+                 `interrupted = \"rerun\"` under [decisions])"
             )));
         }
         let rerun = ask_rerun(id).await;

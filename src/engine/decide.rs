@@ -45,14 +45,20 @@ impl Decider {
             return;
         }
         let id = step.id.clone();
-        tokio::task::spawn_blocking(move || {
+        // A plain thread, not a blocking tokio task: the runtime must not
+        // wait for a terminal read that `runbook ack` made unnecessary.
+        std::thread::spawn(move || {
             let kind = match gate.kind {
                 GateKind::Confirm => "confirm",
                 GateKind::Acknowledge => "acknowledge the risk",
             };
-            let mut stderr = std::io::stderr().lock();
-            let _ = write!(stderr, "\n[{id}] {}\n{kind} [y/N]: ", gate.prompt);
-            let _ = stderr.flush();
+            // Hold the stderr lock only while writing: the engine keeps
+            // reporting while the operator thinks.
+            {
+                let mut stderr = std::io::stderr().lock();
+                let _ = write!(stderr, "\n[{id}] {}\n{kind} [y/N]: ", gate.prompt);
+                let _ = stderr.flush();
+            }
             let mut line = String::new();
             let approved = std::io::stdin().lock().read_line(&mut line).is_ok()
                 && matches!(line.trim().to_lowercase().as_str(), "y" | "yes");

@@ -218,7 +218,7 @@ impl Engine {
                 self.mark_skipped(i, skip_detail(reason), &mut changes);
                 continue;
             }
-            if step.gate.is_some() && !step.approved && self.state.steps[i].attempt == 0 {
+            if step.gate.is_some() && !step.approved && !self.state.steps[i].approved {
                 self.ask_gate(i, &mut changes);
                 continue;
             }
@@ -537,11 +537,9 @@ impl Engine {
             json!({ "approved": approved, "by": by }),
         );
         if approved {
-            let mut changes = vec![event];
-            self.mark_running(i, &mut changes);
-            self.commit(changes)?;
-            self.flush()?;
-            self.spawn_step(i);
+            // Started by the next turn of the loop, within `max_parallel`.
+            self.state.steps[i].approved = true;
+            self.commit(vec![event])?;
             Ok(())
         } else {
             self.state.steps[i].attempt += 1;
@@ -596,6 +594,11 @@ impl Engine {
             }
             Some(Closing::Stop { options }) => {
                 self.run_handlers(&options).await?;
+                match self.closing {
+                    Some(Closing::ForceStop(mark)) => return Ok(Some(Ending::ForceStopped(mark))),
+                    Some(Closing::Interrupt) => return Ok(Some(Ending::Interrupted)),
+                    _ => {}
+                }
                 self.close(RecordStatus::Stopped, Some("operator graceful stop".into()))?;
                 Ok(Some(Ending::Stopped))
             }
@@ -623,10 +626,20 @@ impl Engine {
         let hb = crate::template::registry();
         let context = json!({ "stop": options, "inputs": plan.inputs, "vars": plan.vars });
         for handler in &plan.handlers {
+            if !matches!(self.closing, Some(Closing::Stop { .. })) {
+                break;
+            }
             if let Some(cond) = &handler.when {
-                let run = crate::template::render(&hb, cond, &context)
-                    .map(|s| s.trim() == "true")
-                    .unwrap_or(false);
+                let run = match crate::template::render(&hb, cond, &context) {
+                    Ok(s) => s.trim() == "true",
+                    Err(why) => {
+                        self.config.reporter.line(&format!(
+                            "stop handler `{}`: its condition failed ({why}); not running it",
+                            handler.id
+                        ));
+                        false
+                    }
+                };
                 if !run {
                     self.commit(vec![Self::event(
                         "handler-skipped",
@@ -662,10 +675,30 @@ impl Engine {
                 CancellationToken::new(),
                 self.step_log(&handler.id),
             );
-            outcome = executor.run(&ctx).await;
-            while let Ok(report) = self.reports.try_recv() {
-                let _ = self.on_report(report);
-            }
+            // Handlers run while commands are still read, so a force-stop
+            // (or Ctrl-C) during a handler is answered and cuts it short.
+            let run = executor.run(&ctx);
+            tokio::pin!(run);
+            let mut poll = tokio::time::interval(self.config.poll);
+            outcome = loop {
+                tokio::select! {
+                    outcome = &mut run => break outcome,
+                    Some(report) = self.reports.recv() => {
+                        let _ = self.on_report(report);
+                    }
+                    _ = poll.tick() => {
+                        let _ = self.on_commands();
+                        if !matches!(self.closing, Some(Closing::Stop { .. })) {
+                            return Outcome::failed("cut short by a force-stop");
+                        }
+                    }
+                    _ = tokio::signal::ctrl_c() => {
+                        self.closing = Some(Closing::Interrupt);
+                        return Outcome::failed("interrupted");
+                    }
+                }
+            };
+            let _ = self.flush();
             if matches!(outcome, Outcome::Succeeded { .. }) {
                 break;
             }

@@ -29,6 +29,8 @@ pub struct StepRun {
     pub paused: bool,
     /// Waiting for its gate to be answered.
     pub awaiting_gate: bool,
+    /// Its gate was answered yes during this run.
+    pub approved: bool,
 }
 
 impl StepRun {
@@ -42,6 +44,7 @@ impl StepRun {
             outputs: BTreeMap::new(),
             paused: false,
             awaiting_gate: false,
+            approved: false,
         }
     }
 }

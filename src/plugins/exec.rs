@@ -8,7 +8,7 @@
 //! receipt instead of running the program a second time.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -171,6 +171,13 @@ impl Exec {
         let mut guard = GroupGuard {
             pgid: child.id().and_then(|id| i32::try_from(id).ok()),
         };
+        if ctx.idempotent {
+            // The wrapper writes its own; this one lets an offline
+            // force-stop find the process group to kill.
+            if let Some(pid) = guard.pgid {
+                let _ = std::fs::write(receipt.path("pid"), pid.to_string());
+            }
+        }
         let status = child.wait().await;
         guard.pgid = None;
         match status {
@@ -201,8 +208,19 @@ fn tail(s: &str, max: usize) -> &str {
     &s[start..]
 }
 
+/// Whether a process is still running. A zombie (exited, not yet reaped:
+/// an orphan whose new parent is slow to reap) counts as gone.
 fn alive(pid: i32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.trim_start().chars().next())
+                != Some('Z')
+        }
+        Err(_) => false,
+    }
 }
 
 #[async_trait::async_trait]

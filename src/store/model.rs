@@ -122,7 +122,8 @@ impl RecordStatus {
             (from, to) if from == to => true,
             (Configuring, Upgrading) => true,
             (Upgrading, Verifying | Succeeded | Failed | Stopped) => true,
-            (Verifying, Succeeded | Failed) => true,
+            // A runbook may put a stop window in the verify phase.
+            (Verifying, Succeeded | Failed | Stopped) => true,
             _ => false,
         }
     }
