@@ -5,4 +5,5 @@
 //! interface the engine runs them through.
 
 pub mod executor;
+pub mod platform;
 pub mod spec;
