@@ -524,3 +524,53 @@ fn a_state_from_a_newer_build_is_refused() {
             .contains("damaged")
     );
 }
+
+/// `runbook sim` end to end: init, advance, show, reset, and bad input.
+#[test]
+fn the_sim_command_creates_shows_advances_and_resets() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    let state = state.to_str().unwrap();
+    let runbook = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let init = runbook(&[
+        "sim",
+        "init",
+        "--state",
+        state,
+        "--tasks",
+        "30",
+        "--insufficient-resources",
+        "--fault",
+        "backup-fails",
+    ]);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let text = String::from_utf8_lossy(&init.stdout).into_owned();
+    assert!(
+        text.contains("installed:  V5.1.2.02") && text.contains("30 running"),
+        "{text}"
+    );
+    assert!(
+        text.contains("resources:  insufficient") && text.contains("armed faults: backup-fails")
+    );
+    let advanced = runbook(&["sim", "advance", "5m", "--state", state]);
+    assert!(!String::from_utf8_lossy(&advanced.stdout).contains("30 running"));
+    let json = runbook(&["sim", "show", "--state", state, "--format", "json"]);
+    let summary: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(summary["services"].as_array().unwrap().len(), 8);
+    let reset = runbook(&["sim", "reset", "--state", state]);
+    assert!(String::from_utf8_lossy(&reset.stdout).contains("30 running"));
+    let bad = runbook(&["sim", "init", "--state", state, "--fault", "disk-full"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let missing = runbook(&["sim", "show", "--state", "/nonexistent/sim.json"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("runbook sim init"));
+}

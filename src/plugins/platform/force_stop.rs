@@ -177,6 +177,11 @@ fn fact(ctx: &StepContext, t: &Tally) {
 
 async fn finish(ctx: &StepContext, t: &Tally) -> Outcome {
     fact(ctx, t);
+    // "When all tasks are forcibly stopped, the system records the
+    // completion time."
+    if let Ok(at) = ctx.platform.now().await {
+        ctx.fact("force-stop-completed", json!({"at": at.to_string()}));
+    }
     report(ctx, t);
     ctx.log(format!(
         "no task is running: {} force-stopped, {} finished on their own",

@@ -71,7 +71,7 @@ async fn roll(ctx: &StepContext, services: &[Service], to: &Version) -> Outcome 
         }
         items[i].status = "Upgrading".into();
         progress(ctx, i, &items);
-        match upgrade_one(ctx, &service.name, to).await {
+        match upgrade_one(ctx, service, to).await {
             Ok(r) => {
                 items[i].status = if r.restarted {
                     "Upgraded after restart"
@@ -115,7 +115,8 @@ fn gap_detail(r: &ServiceUpgrade) -> Option<String> {
 }
 
 /// Upgrades one service; on a failure to start, diagnoses and restarts once.
-async fn upgrade_one(ctx: &StepContext, name: &str, to: &Version) -> Result<Rolled, String> {
+async fn upgrade_one(ctx: &StepContext, service: &Service, to: &Version) -> Result<Rolled, String> {
+    let name = service.name.as_str();
     let error = match ctx.platform.upgrade_service(name, to).await {
         Ok(result) => {
             ctx.log(format!(
@@ -135,7 +136,7 @@ async fn upgrade_one(ctx: &StepContext, name: &str, to: &Version) -> Result<Roll
     ctx.log(format!("restarting {name} once"));
     let restarted = ctx.platform.restart_service(name).await;
     match restarted {
-        Ok(service) if service.version == *to => {
+        Ok(now) if now.version == *to => {
             ctx.log(format!("{name} runs {to} after the restart"));
             let result = ServiceUpgrade {
                 service: name.to_owned(),
