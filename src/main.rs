@@ -142,6 +142,11 @@ enum Command {
     },
     /// List the built-in plugins and their parameters.
     Plugins,
+    /// Create, inspect, reset or advance the simulated platform.
+    Sim {
+        #[command(subcommand)]
+        command: cli::sim::SimCommand,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -235,6 +240,7 @@ fn main() -> ExitCode {
         }
         Command::Schema { which, output } => preview::schema(which, output.as_deref()),
         Command::Plugins => preview::plugins(),
+        Command::Sim { command } => cli::sim::sim_cmd(command),
     };
     ExitCode::from(code)
 }

@@ -1674,7 +1674,11 @@ fn following_the_resume_advice_lets_an_unattended_resume_proceed() {
     kill_during(&site, "pause-here");
     let resume = site.run(&["resume", "--yes"]);
     assert_exit(&resume, 2);
-    assert!(stderr(&resume).contains("runbook resume --interrupted rerun"), "{}", stderr(&resume));
+    assert!(
+        stderr(&resume).contains("runbook resume --interrupted rerun"),
+        "{}",
+        stderr(&resume)
+    );
     // Do what the message says.
     let resume = site.run(&["resume", "--yes", "--interrupted", "rerun"]);
     assert_exit(&resume, 0);

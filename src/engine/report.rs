@@ -28,6 +28,9 @@ pub enum Style {
 pub struct Reporter {
     style: Style,
     bars: Option<Bars>,
+    /// The last `done` count printed per step, so plain output shows each
+    /// count once.
+    printed: Mutex<HashMap<String, u64>>,
 }
 
 /// One bar per running step, under the step lines (terminals only).
@@ -44,7 +47,11 @@ impl Reporter {
             multi: MultiProgress::new(),
             running: Mutex::new(HashMap::new()),
         });
-        Reporter { style, bars }
+        Reporter {
+            style,
+            bars,
+            printed: Mutex::new(HashMap::new()),
+        }
     }
 
     /// A reporter that shows nothing.
@@ -79,11 +86,38 @@ impl Reporter {
                 if let Some(bars) = &self.bars {
                     bars.update(change);
                 }
+                if self.repeated_progress(change) {
+                    return;
+                }
                 if let Some(text) = human(plan, change) {
                     self.println(&text);
                 }
             }
         }
+    }
+}
+
+impl Reporter {
+    fn repeated_progress(&self, change: &Change) -> bool {
+        let Change::Event {
+            kind,
+            step: Some(step),
+            data,
+        } = change
+        else {
+            return false;
+        };
+        if kind != "progress" || self.bars.is_some() {
+            return kind == "progress" && self.bars.is_some();
+        }
+        let done = data
+            .get("done")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        let Ok(mut printed) = self.printed.lock() else {
+            return false;
+        };
+        printed.insert(step.clone(), done) == Some(done)
     }
 }
 

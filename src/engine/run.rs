@@ -85,6 +85,7 @@ pub struct Engine {
     gate_answers: (UnboundedSender<GateAnswer>, UnboundedReceiver<GateAnswer>),
     closing: Option<Closing>,
     pending: Vec<Change>,
+    last_progress: HashMap<String, crate::plugins::executor::Progress>,
     waiting_said: bool,
     status: RecordStatus,
 }
@@ -135,6 +136,7 @@ impl Engine {
             gate_answers: unbounded_channel(),
             closing: None,
             pending: Vec::new(),
+            last_progress: HashMap::new(),
             waiting_said: false,
             status,
         }
@@ -153,9 +155,12 @@ impl Engine {
                 return Ok(ending);
             }
             self.say_if_waiting();
+            // Biased, reports first: a step's last progress and milestones
+            // are recorded before its completion.
             tokio::select! {
-                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => self.on_joined(joined)?,
+                biased;
                 Some(report) = self.reports.recv() => self.on_report(report)?,
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => self.on_joined(joined)?,
                 Some(answer) = self.gate_answers.1.recv() => self.on_gate_answer(answer)?,
                 _ = poll.tick() => {
                     self.on_commands()?;
@@ -508,6 +513,11 @@ impl Engine {
                 return self.commit(vec![Change::Time(time, *at), event]);
             }
             StepReport::Progress { step, progress } => {
+                // Plugins may report on every poll; the journal keeps changes.
+                if self.last_progress.get(step) == Some(progress) {
+                    return Ok(());
+                }
+                self.last_progress.insert(step.clone(), progress.clone());
                 Self::event("progress", Some(step), json!(progress))
             }
             StepReport::Fact { step, topic, data } => {

@@ -1,56 +1,65 @@
 //! The platform being upgraded, behind one trait.
+//!
+//! `api` is the trait, `model` the data it speaks, `figures` the pure
+//! computations behind the verification page, and `sim` a simulator that
+//! keeps its state in a local JSON file.
 
+mod api;
+mod error;
+pub mod figures;
+pub mod model;
+pub mod sim;
+
+use std::sync::Arc;
+
+pub use api::{Platform, PlatformResult};
+pub use error::{PlatformError, PlatformErrorKind};
+
+use crate::upgrade::{PlatformConfig, PlatformKind};
 use crate::version::Version;
 
-/// The operations the upgrade manager performs on the platform.
-#[async_trait::async_trait]
-pub trait Platform: Send + Sync {
-    /// The version installed now.
-    async fn installed_version(&self) -> Result<Version, PlatformError>;
-}
-
-/// A platform operation that failed, with the platform's message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct PlatformError {
-    /// What went wrong, for the operator.
-    pub message: String,
-}
-
-impl PlatformError {
-    /// An error with this message.
-    pub fn new(message: impl Into<String>) -> PlatformError {
-        PlatformError {
-            message: message.into(),
-        }
-    }
-}
-
-/// The platform of an upgrade file without a `[platform]` section that
-/// runs only generic steps (exec, wait, gate...): every platform
-/// operation fails with an explanation instead of touching anything.
+/// The platform of an upgrade file without a `[platform]` section, which
+/// runs only generic steps (exec, wait, gate...): every platform operation
+/// fails with an explanation instead of touching anything.
 pub struct Unconfigured;
 
 #[async_trait::async_trait]
 impl Platform for Unconfigured {
-    async fn installed_version(&self) -> Result<Version, PlatformError> {
-        Err(unconfigured())
+    async fn installed_version(&self) -> PlatformResult<Version> {
+        Err(PlatformError::of(
+            PlatformErrorKind::Unsupported,
+            "no platform is configured; add a [platform] section to the upgrade file",
+        ))
     }
 }
 
-fn unconfigured() -> PlatformError {
-    PlatformError::new("no platform is configured; add a [platform] section to the upgrade file")
-}
-
-/// Opens the platform an upgrade file names.
-pub fn open(
-    config: Option<&crate::upgrade::PlatformConfig>,
-) -> Result<std::sync::Arc<dyn Platform>, PlatformError> {
-    match config {
-        None => Ok(std::sync::Arc::new(Unconfigured)),
-        Some(c) => Err(PlatformError::new(format!(
-            "the {:?} platform is not available in this build",
-            c.kind
-        ))),
+/// Opens the platform an upgrade file names. The simulator is created
+/// with its default settings the first time it is used.
+pub fn open(config: Option<&PlatformConfig>) -> Result<Arc<dyn Platform>, PlatformError> {
+    let Some(config) = config else {
+        return Ok(Arc::new(Unconfigured));
+    };
+    match config.kind {
+        PlatformKind::Sim => {
+            let path = config
+                .state
+                .clone()
+                .unwrap_or_else(|| sim::DEFAULT_STATE.to_owned());
+            let opened = if std::path::Path::new(&path).exists() {
+                sim::SimPlatform::open(&path)
+            } else {
+                eprintln!(
+                    "creating the simulated platform at {path} (`runbook sim show` describes it)"
+                );
+                sim::SimPlatform::init(&path, sim::SimSettings::default())
+            };
+            opened
+                .map(|p| Arc::new(p) as Arc<dyn Platform>)
+                .map_err(|e| PlatformError::unavailable(sim::error_chain(&e)))
+        }
+        PlatformKind::Http => Err(PlatformError::of(
+            PlatformErrorKind::Unsupported,
+            "the http platform is not available in this build yet; use kind = \"sim\"",
+        )),
     }
 }

@@ -7,6 +7,7 @@
 pub mod exec;
 pub mod executor;
 pub mod gate;
+pub mod platform;
 pub mod postgres_backup;
 pub mod registry;
 pub mod spec;

@@ -183,15 +183,36 @@ pub struct BackupSettings {
     pub console_url: Option<String>,
 }
 
+/// The names of the platform's metadata databases, when it can list them.
+async fn platform_databases(ctx: &StepContext) -> Option<Vec<String>> {
+    let listed = ctx.platform.metadata_databases().await.ok()?;
+    let names: Vec<String> = listed.into_iter().map(|d| d.name).collect();
+    (!names.is_empty()).then_some(names)
+}
+
 impl BackupSettings {
-    /// Resolves the settings of one step.
+    /// Resolves the settings of one step: the step's parameters, then the
+    /// upgrade file's `[postgres]`, then defaults.
     pub fn resolve(ctx: &StepContext, env: &EnvSource) -> Result<BackupSettings, String> {
+        BackupSettings::resolve_with(ctx, env, Vec::new())
+    }
+
+    /// Like [`BackupSettings::resolve`], with `fallback` databases used when
+    /// neither the step nor the upgrade file lists any.
+    pub fn resolve_with(
+        ctx: &StepContext,
+        env: &EnvSource,
+        fallback: Vec<String>,
+    ) -> Result<BackupSettings, String> {
         let config = ctx.upgrade.postgres.clone().unwrap_or_default();
         let text = |name: &str| ctx.str_param(name).map(str::to_owned);
         let mut databases = ctx
             .list_param("databases")
             .filter(|d| !d.is_empty())
             .unwrap_or(config.databases);
+        if databases.is_empty() {
+            databases = fallback;
+        }
         let mut seen = std::collections::BTreeSet::new();
         databases.retain(|db| seen.insert(db.clone()));
         if databases.is_empty() {
@@ -753,7 +774,15 @@ impl PostgresBackup {
     async fn execute(&self, ctx: &StepContext, redo: Option<&str>) -> Outcome {
         let settings = match BackupSettings::resolve(ctx, &self.env) {
             Ok(s) => s,
-            Err(e) => return fail(ctx, e),
+            Err(e) => match platform_databases(ctx).await {
+                // Neither the step nor the upgrade file lists databases:
+                // back up the platform's own metadata databases.
+                Some(databases) => match BackupSettings::resolve_with(ctx, &self.env, databases) {
+                    Ok(s) => s,
+                    Err(e) => return fail(ctx, e),
+                },
+                None => return fail(ctx, e),
+            },
         };
         if let Some(db) = redo.filter(|db| !settings.databases.iter().any(|d| d == db)) {
             let all = settings.databases.join("`, `");

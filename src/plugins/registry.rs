@@ -4,12 +4,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::plugins::executor::Executor;
-use crate::plugins::{exec, gate, postgres_backup, wait};
+use crate::plugins::{exec, gate, platform, postgres_backup, wait};
 
 /// The executors by plugin name.
 pub type Registry = HashMap<&'static str, Arc<dyn Executor>>;
 
-/// Every built-in executor.
+/// Every built-in executor, platform plugins included.
 pub fn builtin() -> Registry {
     let mut registry: Registry = HashMap::new();
     registry.insert("exec", Arc::new(exec::Exec));
@@ -19,5 +19,6 @@ pub fn builtin() -> Registry {
         "postgres.backup",
         Arc::new(postgres_backup::PostgresBackup::new()),
     );
+    registry.extend(platform::executors());
     registry
 }

@@ -1,0 +1,151 @@
+//! `runbook sim`: create, inspect, reset and advance the simulated platform.
+
+use std::path::PathBuf;
+
+use clap::{Subcommand, ValueEnum};
+
+use crate::cli::print_out;
+use crate::exit;
+use crate::platform::sim::{self, SimError, SimPlatform, SimSettings};
+
+#[derive(Subcommand)]
+pub enum SimCommand {
+    /// Create a fresh simulated platform (replacing any at the same path).
+    Init {
+        /// The state file.
+        #[arg(long = "state", default_value = sim::DEFAULT_STATE)]
+        state: PathBuf,
+        /// The installed version.
+        #[arg(long, default_value = sim::DEFAULT_VERSION)]
+        version: String,
+        /// Running task instances.
+        #[arg(long, default_value_t = SimSettings::default().tasks)]
+        tasks: u32,
+        /// Seed of everything generated.
+        #[arg(long, default_value_t = SimSettings::default().seed)]
+        seed: u64,
+        /// The cluster cannot run old and new versions side by side.
+        #[arg(long)]
+        insufficient_resources: bool,
+        /// Real seconds per simulated second (0: no waiting).
+        #[arg(long)]
+        time_scale: Option<f64>,
+        /// History instances generated per day.
+        #[arg(long)]
+        instances_per_day: Option<u32>,
+        /// A fault to inject (repeatable).
+        #[arg(long = "fault", value_name = "KIND[=VALUE]", long_help = sim::FAULT_KINDS)]
+        faults: Vec<String>,
+    },
+    /// Summarise the simulated platform.
+    Show {
+        /// The state file.
+        #[arg(long = "state", default_value = sim::DEFAULT_STATE)]
+        state: PathBuf,
+        /// Text or JSON.
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
+    /// Recreate the platform from the settings it was created with.
+    Reset {
+        /// The state file.
+        #[arg(long = "state", default_value = sim::DEFAULT_STATE)]
+        state: PathBuf,
+    },
+    /// Move the platform clock forward (running instances may finish).
+    Advance {
+        /// How far, e.g. "10m".
+        by: String,
+        /// The state file.
+        #[arg(long = "state", default_value = sim::DEFAULT_STATE)]
+        state: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ShowFormat {
+    Text,
+    Json,
+}
+
+/// Runs one `runbook sim` command.
+pub fn sim_cmd(command: SimCommand) -> u8 {
+    match command {
+        SimCommand::Init {
+            state,
+            version,
+            tasks,
+            seed,
+            insufficient_resources,
+            time_scale,
+            instances_per_day,
+            faults,
+        } => {
+            let defaults = SimSettings::default();
+            let settings = (|| -> Result<SimSettings, String> {
+                Ok(SimSettings {
+                    version: version.parse().map_err(|e| format!("--version: {e}"))?,
+                    tasks,
+                    seed,
+                    resources_sufficient: !insufficient_resources,
+                    time_scale: time_scale.unwrap_or(defaults.time_scale),
+                    instances_per_day: instances_per_day.unwrap_or(defaults.instances_per_day),
+                    faults: faults
+                        .iter()
+                        .map(|f| f.parse())
+                        .collect::<Result<_, String>>()?,
+                    ..defaults.clone()
+                })
+            })();
+            match settings {
+                Ok(settings) => sim_show_after(SimPlatform::init(&state, settings)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    exit::BAD_INPUT
+                }
+            }
+        }
+        SimCommand::Show { state, format } => match SimPlatform::open(&state) {
+            Ok(sim) => {
+                let summary = sim.summary();
+                match format {
+                    ShowFormat::Text => print_out(&summary.to_string()),
+                    ShowFormat::Json => print_out(
+                        &(serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n"),
+                    ),
+                }
+            }
+            Err(e) => sim_error(&e),
+        },
+        SimCommand::Reset { state } => {
+            sim_show_after(SimPlatform::open(&state).and_then(|sim| sim.reset().map(|()| sim)))
+        }
+        SimCommand::Advance { by, state } => match crate::duration::parse(&by) {
+            Ok(period) => sim_show_after(
+                SimPlatform::open(&state).and_then(|sim| sim.jump(period).map(|()| sim)),
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit::BAD_INPUT
+            }
+        },
+    }
+}
+
+fn sim_show_after(result: Result<SimPlatform, SimError>) -> u8 {
+    match result {
+        Ok(sim) => print_out(&sim.summary().to_string()),
+        Err(e) => sim_error(&e),
+    }
+}
+
+fn sim_error(e: &SimError) -> u8 {
+    eprintln!("error: {}", sim::error_chain(e));
+    match e {
+        SimError::Missing { .. } | SimError::TooNew { .. } | SimError::Parse { .. } => {
+            exit::BAD_INPUT
+        }
+        SimError::Settings(_) => exit::BAD_INPUT,
+        SimError::Read { .. } | SimError::Write { .. } => exit::INTERNAL,
+    }
+}

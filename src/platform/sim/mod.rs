@@ -1,0 +1,269 @@
+//! `SimPlatform`: a simulated Dataphin kept in a local JSON file.
+//!
+//! The file is loaded on open and every mutation is written with
+//! [`write_atomic`](crate::fsutil::write_atomic) before the call returns, so
+//! `runbook sim show` in another terminal sees it and the platform survives
+//! between commands. A mutex inside serialises concurrent calls. Simulated
+//! operations take `duration × time_scale` of real time (see [`state`] for
+//! the clock).
+
+mod build;
+mod data_update;
+mod hash;
+mod history;
+mod ops;
+mod services;
+mod settings;
+mod state;
+mod summary;
+mod tasks;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+pub use settings::{DEFAULT_STATE, DEFAULT_VERSION, FAULT_KINDS, Fault, SimSettings};
+pub use state::{FORMAT, SimState};
+pub use summary::SimSummary;
+
+use crate::platform::{PlatformError, PlatformResult};
+
+/// Why the simulator's state could not be created, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// No state file.
+    #[error("no simulator state at `{}` (hint: create one with `runbook sim init`)", path.display())]
+    Missing {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file could not be read.
+    #[error("cannot read the simulator state at `{}`", path.display())]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file could not be written.
+    #[error("cannot write the simulator state to `{}`", path.display())]
+    Write {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a state this build understands.
+    #[error("the simulator state at `{}` is damaged (hint: `runbook sim init` makes a new one)", path.display())]
+    Parse {
+        /// The path.
+        path: PathBuf,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Written by a newer build.
+    #[error(
+        "the simulator state at `{}` has format {found}, newer than this build's {FORMAT} (hint: use a newer runbook or `runbook sim init`)",
+        path.display()
+    )]
+    TooNew {
+        /// The path.
+        path: PathBuf,
+        /// Its format.
+        found: u32,
+    },
+    /// The settings do not make a platform.
+    #[error("invalid simulator settings: {0}")]
+    Settings(String),
+}
+
+/// The simulated platform.
+#[derive(Debug)]
+pub struct SimPlatform {
+    path: PathBuf,
+    state: Mutex<SimState>,
+}
+
+impl SimPlatform {
+    /// Creates a fresh platform from `settings` at `path` (replacing any).
+    pub fn init(path: impl Into<PathBuf>, settings: SimSettings) -> Result<SimPlatform, SimError> {
+        settings.check().map_err(SimError::Settings)?;
+        let sim = SimPlatform {
+            path: path.into(),
+            state: Mutex::new(build::fresh(settings, Timestamp::now())),
+        };
+        sim.save(&sim.lock())?;
+        Ok(sim)
+    }
+
+    /// Opens the platform saved at `path`.
+    pub fn open(path: impl Into<PathBuf>) -> Result<SimPlatform, SimError> {
+        let path = path.into();
+        let state = load(&path)?;
+        Ok(SimPlatform {
+            path,
+            state: Mutex::new(state),
+        })
+    }
+
+    /// Recreates the platform from the settings it was created with.
+    pub fn reset(&self) -> Result<(), SimError> {
+        let mut state = self.lock();
+        let fresh = build::fresh(state.settings.clone(), Timestamp::now());
+        self.save(&fresh)?;
+        *state = fresh;
+        Ok(())
+    }
+
+    /// The platform's date today (its calendar is UTC), from which the
+    /// verification figures count T-1, T-2...
+    pub fn today(&self) -> jiff::civil::Date {
+        history::civil(self.lock().now()).date()
+    }
+
+    /// Where the state is kept.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The settings it was created with.
+    pub fn settings(&self) -> SimSettings {
+        self.lock().settings.clone()
+    }
+
+    /// A copy of the whole state, settled to now.
+    pub fn snapshot(&self) -> SimState {
+        let mut state = self.lock();
+        let now = state.now();
+        state.settle(now);
+        state.clone()
+    }
+
+    /// The readable summary `runbook sim show` prints.
+    pub fn summary(&self) -> SimSummary {
+        SimSummary::of(&self.snapshot(), &self.path)
+    }
+
+    /// Lets `period` of platform time pass (what `runbook sim advance` does).
+    pub async fn advance(&self, period: Duration) -> PlatformResult<()> {
+        self.act(period, |_, _| Ok(())).await
+    }
+
+    /// Moves the platform clock forward by `period` at once, without
+    /// sleeping, and saves: what `runbook sim advance` does so that running
+    /// instances and data-update runs can finish between two commands.
+    pub fn jump(&self, period: Duration) -> Result<(), SimError> {
+        let mut state = self.lock();
+        let start = state.now();
+        let target = start
+            .checked_add(jiff::SignedDuration::try_from(period).unwrap_or_default())
+            .unwrap_or(start);
+        let now = state.advance_to(target);
+        state.settle(now);
+        self.save(&state)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        // A panic elsewhere cannot leave the state half-changed on disk
+        // (writes are atomic), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn save(&self, state: &SimState) -> Result<(), SimError> {
+        let bytes = serde_json::to_vec(state).map_err(|e| SimError::Write {
+            path: self.path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        crate::fsutil::write_atomic(&self.path, &bytes).map_err(|source| SimError::Write {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Reads the state settled to now; nothing is written, because settling
+    /// is a function of the clock and any later reader settles the same way.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&SimState, Timestamp) -> PlatformResult<T>,
+    ) -> PlatformResult<T> {
+        let mut state = self.lock();
+        let now = state.now();
+        state.settle(now);
+        f(&state, now)
+    }
+
+    /// Performs an operation that takes `cost` of platform time: sleeps the
+    /// scaled time without holding the lock, moves the clock, settles,
+    /// applies `f` and writes the state before returning.
+    async fn act<T>(
+        &self,
+        cost: Duration,
+        f: impl FnOnce(&mut SimState, Timestamp) -> PlatformResult<T> + Send,
+    ) -> PlatformResult<T> {
+        let (start, scale) = {
+            let state = self.lock();
+            (state.now(), state.settings.time_scale)
+        };
+        if scale > 0.0 && !cost.is_zero() {
+            tokio::time::sleep(cost.mul_f64(scale)).await;
+        }
+        let mut state = self.lock();
+        let target = start
+            .checked_add(jiff::SignedDuration::try_from(cost).unwrap_or_default())
+            .unwrap_or(start);
+        let now = state.advance_to(target);
+        state.settle(now);
+        let out = f(&mut state, now);
+        self.save(&state)
+            .map_err(|e| PlatformError::unavailable(error_chain(&e)))?;
+        out
+    }
+}
+
+fn load(path: &Path) -> Result<SimState, SimError> {
+    let bytes = std::fs::read(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => SimError::Missing {
+            path: path.to_owned(),
+        },
+        _ => SimError::Read {
+            path: path.to_owned(),
+            source,
+        },
+    })?;
+    // The format is checked before the rest so a newer file is reported as
+    // newer, not as damaged.
+    #[derive(serde::Deserialize)]
+    struct Header {
+        format: u32,
+    }
+    let parse = |source| SimError::Parse {
+        path: path.to_owned(),
+        source,
+    };
+    let header: Header = serde_json::from_slice(&bytes).map_err(parse)?;
+    if header.format > FORMAT {
+        return Err(SimError::TooNew {
+            path: path.to_owned(),
+            found: header.format,
+        });
+    }
+    serde_json::from_slice(&bytes).map_err(parse)
+}
+
+/// An error and its sources on one line, for messages that cross into a
+/// `PlatformError`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

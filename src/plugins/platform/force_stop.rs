@@ -1,0 +1,329 @@
+//! `platform.tasks` with `action = "force-stop"`.
+//!
+//! "You can proceed to the next step only when the running tasks list is
+//! empty ... If a task fails to be forcibly stopped, an error is reported.
+//! Click Retry." Instances that refuse are retried every 20 s a bounded
+//! number of times inside one attempt; the engine's own retries come on top.
+//! With a list selection, the step then waits for the other running
+//! instances to finish on their own.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::json;
+
+use super::common::{POLL, fail, item, succeeded, wait_or_stop};
+use super::tasks::{Op, Selection, id_list, in_batches, platform_failure};
+use crate::platform::model::{InstanceId, InstanceList, InstanceOutcome, InstanceResult};
+use crate::plugins::executor::{ItemStatus, Outcome, Progress, StepContext};
+
+/// Retries of refused instances within one attempt.
+const STOP_RETRIES: u32 = 3;
+
+/// Above this many instances, progress lists only the problem ones.
+const ITEMIZE: usize = 50;
+
+#[derive(Default)]
+struct Tally {
+    stopped: Vec<InstanceId>,
+    finished: Vec<InstanceId>,
+    ignored: Vec<(InstanceId, String)>,
+    refused: BTreeMap<InstanceId, String>,
+    settled: HashSet<InstanceId>,
+    seen: usize,
+}
+
+impl Tally {
+    fn settled(&self, id: InstanceId) -> bool {
+        self.settled.contains(&id)
+    }
+
+    fn record(&mut self, r: &InstanceResult) {
+        if !matches!(r.outcome, InstanceOutcome::RefusedToStop { .. }) {
+            self.refused.remove(&r.id);
+            self.settled.insert(r.id);
+        }
+        match &r.outcome {
+            InstanceOutcome::Stopped => self.stopped.push(r.id),
+            InstanceOutcome::AlreadyFinished { .. } => self.finished.push(r.id),
+            InstanceOutcome::RefusedToStop { reason } => {
+                self.refused.insert(r.id, reason.clone());
+            }
+            InstanceOutcome::NotFound => self.ignored.push((r.id, "not found".into())),
+            InstanceOutcome::Ignored { reason } | InstanceOutcome::FailedToStart { reason } => {
+                self.ignored.push((r.id, reason.clone()));
+            }
+            InstanceOutcome::Rerun => {}
+        }
+    }
+
+    fn done(&self) -> usize {
+        self.stopped.len() + self.finished.len() + self.ignored.len()
+    }
+
+    fn items(&self) -> Vec<ItemStatus> {
+        let mut items: Vec<ItemStatus> = self
+            .refused
+            .iter()
+            .map(|(id, why)| item(id.to_string(), "Stop failed", Some(why.clone())))
+            .collect();
+        if self.seen <= ITEMIZE {
+            items.extend(
+                self.stopped
+                    .iter()
+                    .map(|id| item(id.to_string(), "Stopped", None)),
+            );
+            items.extend(
+                self.finished
+                    .iter()
+                    .map(|id| item(id.to_string(), "Finished on its own", None)),
+            );
+        }
+        items
+    }
+}
+
+fn report(ctx: &StepContext, t: &Tally) {
+    ctx.progress(Progress {
+        done: t.done() as u64,
+        total: t.seen.max(t.done() + t.refused.len()) as u64,
+        items: t.items(),
+    });
+}
+
+/// What to stop in this round: every running instance, or the listed ones
+/// not settled yet.
+async fn targets(
+    ctx: &StepContext,
+    sel: &Selection,
+    t: &Tally,
+) -> Result<Vec<InstanceId>, Outcome> {
+    match sel {
+        Selection::All => {
+            let running = ctx.platform.instances(InstanceList::Running).await;
+            let running = running.map_err(|e| platform_failure(ctx, &e))?;
+            Ok(running.iter().map(|i| i.id).collect())
+        }
+        Selection::Ids(ids) => Ok(ids.iter().copied().filter(|i| !t.settled(*i)).collect()),
+    }
+}
+
+/// Force-stops the selection until nothing runs.
+pub(super) async fn run(ctx: &StepContext, sel: &Selection) -> Outcome {
+    let mut t = Tally::default();
+    let mut retries = 0;
+    loop {
+        let ids = match targets(ctx, sel, &t).await {
+            Ok(ids) => ids,
+            Err(outcome) => return outcome,
+        };
+        t.seen = t.seen.max(t.done() + ids.len());
+        let stopped = in_batches(ctx, &ids, Op::Stop, |results| {
+            results.iter().for_each(|r| t.record(r));
+            report(ctx, &t);
+        });
+        match stopped.await {
+            Ok(true) => return graceful_stop(ctx, &t),
+            Ok(false) => {}
+            Err(e) => return platform_failure(ctx, &e),
+        }
+        if !t.refused.is_empty() {
+            retries += 1;
+            if retries > STOP_RETRIES {
+                return refused(ctx, &t);
+            }
+            ctx.log(format!(
+                "{} instance(s) did not stop; retrying in {}s ({retries}/{STOP_RETRIES})",
+                t.refused.len(),
+                POLL.as_secs()
+            ));
+        } else {
+            match ctx.platform.instances(InstanceList::Running).await {
+                Ok(running) if running.is_empty() => break,
+                // New instances were dispatched meanwhile: stop them too.
+                Ok(_) if *sel == Selection::All => continue,
+                Ok(running) => ctx.log(format!(
+                    "waiting for {} running instance(s) to finish before the next step",
+                    running.len()
+                )),
+                Err(e) => return platform_failure(ctx, &e),
+            }
+        }
+        match wait_or_stop(ctx, POLL).await {
+            Ok(true) => return graceful_stop(ctx, &t),
+            Ok(false) => {}
+            Err(e) => return platform_failure(ctx, &e),
+        }
+    }
+    finish(ctx, &t).await
+}
+
+fn fact(ctx: &StepContext, t: &Tally) {
+    let ignored: Vec<_> = t
+        .ignored
+        .iter()
+        .map(|(id, why)| json!({"id": id.0, "reason": why}))
+        .collect();
+    ctx.fact(
+        "force-stopped",
+        json!({
+            "count": t.stopped.len(),
+            "instances": id_list(&t.stopped),
+            "finished_on_their_own": id_list(&t.finished),
+            "ignored": ignored,
+            "refused": t.refused.iter().map(|(id, why)| json!({"id": id.0, "reason": why})).collect::<Vec<_>>(),
+        }),
+    );
+}
+
+async fn finish(ctx: &StepContext, t: &Tally) -> Outcome {
+    fact(ctx, t);
+    // "When all tasks are forcibly stopped, the system records the
+    // completion time."
+    if let Ok(at) = ctx.platform.now().await {
+        ctx.fact("force-stop-completed", json!({"at": at.to_string()}));
+    }
+    report(ctx, t);
+    ctx.log(format!(
+        "no task is running: {} force-stopped, {} finished on their own",
+        t.stopped.len(),
+        t.finished.len()
+    ));
+    // The platform's stopped list is the upgrade's, so a retried step
+    // reports every instance stopped so far, not only this attempt's.
+    let total = match ctx.platform.stopped_instances().await {
+        Ok(list) => list.len(),
+        Err(_) => t.stopped.len(),
+    };
+    succeeded([("stopped", json!(total))])
+}
+
+fn refused(ctx: &StepContext, t: &Tally) -> Outcome {
+    fact(ctx, t);
+    report(ctx, t);
+    let ids: Vec<String> = t.refused.keys().map(ToString::to_string).collect();
+    fail(
+        ctx,
+        format!(
+            "{} instance(s) could not be force-stopped after {} tries: {} (hint: retry, or wait for them to complete)",
+            ids.len(),
+            STOP_RETRIES + 1,
+            ids.join(", ")
+        ),
+    )
+}
+
+fn graceful_stop(ctx: &StepContext, t: &Tally) -> Outcome {
+    fact(ctx, t);
+    report(ctx, t);
+    ctx.log(format!(
+        "stopped on request after force-stopping {} instance(s)",
+        t.stopped.len()
+    ));
+    Outcome::Stopped
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::platform::Platform;
+    use crate::platform::model::InstanceList;
+    use crate::platform::sim::{Fault, SimSettings};
+    use crate::plugins::executor::Outcome;
+    use crate::plugins::platform::Tasks;
+    use crate::plugins::platform::testkit::{Harness, error, outputs, settings};
+    use serde_json::json;
+
+    async fn running(h: &Harness) -> Vec<u64> {
+        let list = h.sim.instances(InstanceList::Running).await.unwrap();
+        list.iter().map(|i| i.id.0).collect()
+    }
+
+    #[tokio::test]
+    async fn force_stop_all_retries_refusals_until_nothing_runs() {
+        let mut h = Harness::new(settings()); // Two instances refuse once.
+        let before = running(&h).await.len();
+        let out = h
+            .run(&Tasks, json!({"action": "force-stop", "select": "all"}))
+            .await;
+        let stopped = outputs(&out)["stopped"].as_u64().unwrap() as usize;
+        assert!(running(&h).await.is_empty());
+        let fact = h.fact("force-stopped").unwrap();
+        let finished = fact["finished_on_their_own"].as_array().unwrap().len();
+        assert_eq!(stopped + finished, before);
+        assert_eq!(h.sim.stopped_instances().await.unwrap().len(), stopped);
+        assert!(h.log().contains("did not stop; retrying"), "{}", h.log());
+    }
+
+    #[tokio::test]
+    async fn a_task_that_will_not_stop_fails_the_step_with_its_id() {
+        let mut h = Harness::new(SimSettings {
+            refuse_first_stop: 0,
+            faults: vec![Fault::TaskNeverStops(1)],
+            ..settings()
+        });
+        let stubborn = running(&h).await[0];
+        let out = h.run(&Tasks, json!({"action": "force-stop"})).await;
+        let message = error(&out);
+        assert!(message.contains(&stubborn.to_string()), "{message}");
+        assert!(message.contains("after 4 tries"), "{message}");
+        assert_eq!(running(&h).await, vec![stubborn]);
+        let failed = h.last_progress().unwrap().items;
+        assert!(failed.iter().any(|i| i.status == "Stop failed"));
+    }
+
+    #[tokio::test]
+    async fn instances_that_finished_on_their_own_are_not_stopped() {
+        let mut h = Harness::new(SimSettings {
+            refuse_first_stop: 0,
+            ..settings()
+        });
+        let ids = running(&h).await;
+        // Instance 10 of 12 has at most four minutes left.
+        h.sim.advance(Duration::from_secs(300)).await.unwrap();
+        let out = h
+            .run(&Tasks, json!({"action": "force-stop", "select": ids}))
+            .await;
+        let fact = h.fact("force-stopped").unwrap();
+        let finished: Vec<u64> = fact["finished_on_their_own"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert!(finished.contains(&ids[9]), "{fact}");
+        let stopped = h.sim.stopped_instances().await.unwrap();
+        assert!(stopped.iter().all(|s| !finished.contains(&s.id.0)));
+        assert_eq!(outputs(&out)["stopped"], json!(ids.len() - finished.len()));
+    }
+
+    #[tokio::test]
+    async fn with_a_list_the_step_waits_for_the_others_to_finish() {
+        let mut h = Harness::new(SimSettings {
+            refuse_first_stop: 0,
+            ..settings()
+        });
+        let ids = running(&h).await;
+        let out = h
+            .run(
+                &Tasks,
+                json!({"action": "force-stop", "select": [ids[0].to_string()]}),
+            )
+            .await;
+        assert_eq!(outputs(&out)["stopped"], json!(1));
+        assert!(
+            running(&h).await.is_empty(),
+            "the others finished on their own"
+        );
+        assert!(h.log().contains("waiting for"));
+    }
+
+    #[tokio::test]
+    async fn a_graceful_stop_ends_between_batches() {
+        let mut h = Harness::new(settings());
+        h.stop.cancel();
+        let out = h.run(&Tasks, json!({"action": "force-stop"})).await;
+        assert_eq!(out, Outcome::Stopped);
+        assert!(!running(&h).await.is_empty());
+    }
+}
