@@ -139,8 +139,12 @@ pub(super) async fn run(ctx: &StepContext, sel: &Selection) -> Outcome {
         } else {
             match ctx.platform.instances(InstanceList::Running).await {
                 Ok(running) if running.is_empty() => break,
-                // New instances were dispatched meanwhile: stop them too.
-                Ok(_) if *sel == Selection::All => continue,
+                // Scheduling was not paused: stop what was dispatched at
+                // the next refresh rather than chase every dispatch.
+                Ok(running) if *sel == Selection::All => ctx.log(format!(
+                    "{} instance(s) were dispatched meanwhile; stopping them after the next refresh",
+                    running.len()
+                )),
                 Ok(running) => ctx.log(format!(
                     "waiting for {} running instance(s) to finish before the next step",
                     running.len()
@@ -316,6 +320,25 @@ mod tests {
             "the others finished on their own"
         );
         assert!(h.log().contains("waiting for"));
+    }
+
+    #[tokio::test]
+    async fn instances_dispatched_meanwhile_are_stopped_too() {
+        let mut h = Harness::new(SimSettings {
+            refuse_first_stop: 0,
+            ..settings()
+        });
+        // Scheduling is on: the first waiting instance becomes due while
+        // the twelve running ones are being stopped one by one.
+        let waiting = h.sim.instances(InstanceList::Waiting).await.unwrap();
+        let due = waiting.iter().map(|w| w.updated_at).min().unwrap();
+        let now = h.sim.now().await.unwrap();
+        let until = now.duration_until(due).as_secs() as u64 - 5;
+        h.sim.advance(Duration::from_secs(until)).await.unwrap();
+        let out = h.run(&Tasks, json!({"action": "force-stop"})).await;
+        assert!(matches!(out, Outcome::Succeeded { .. }), "{out:?}");
+        assert!(running(&h).await.is_empty());
+        assert!(h.log().contains("dispatched meanwhile"), "{}", h.log());
     }
 
     #[tokio::test]
