@@ -19,10 +19,21 @@ fn plan_of(upgrade: &str) -> Plan {
     }
 }
 
+/// The plan with its hashes replaced: they change with every edit of a
+/// comment in a source file, which the snapshots are not about (the
+/// digest has tests of its own below).
+fn redacted(mut plan: Plan) -> Plan {
+    plan.digest = "sha256:[digest]".into();
+    for source in &mut plan.sources {
+        source.sha256 = "[sha256]".into();
+    }
+    plan
+}
+
 #[test]
 fn shipped_plans_as_text() {
     for example in ["upgrade", "semi-downtime", "downtime", "zero-downtime"] {
-        let plan = plan_of(&format!("examples/{example}.toml"));
+        let plan = redacted(plan_of(&format!("examples/{example}.toml")));
         insta::assert_snapshot!(format!("text-{example}"), render::text(&plan));
     }
 }
@@ -30,7 +41,7 @@ fn shipped_plans_as_text() {
 #[test]
 fn shipped_plans_as_json() {
     for example in ["upgrade", "semi-downtime", "downtime", "zero-downtime"] {
-        let plan = plan_of(&format!("examples/{example}.toml"));
+        let plan = redacted(plan_of(&format!("examples/{example}.toml")));
         insta::assert_json_snapshot!(format!("json-{example}"), plan);
     }
 }

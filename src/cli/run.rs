@@ -45,7 +45,7 @@ fn options(
     flags: &RunFlags,
     platform: &Option<crate::upgrade::PlatformConfig>,
 ) -> Result<RunOptions, u8> {
-    let platform = crate::platform::open(platform.as_ref()).map_err(|e| {
+    let platform = crate::platform::open(platform.as_ref(), true).map_err(|e| {
         eprintln!("error: {e}");
         exit::BAD_INPUT
     })?;

@@ -505,12 +505,17 @@ impl Engine {
                     Milestone::SchedulingResumed => RecordTime::SchedulingResumed,
                     Milestone::Completed => RecordTime::Completed,
                 };
+                // The record keeps one clock, the engine's: a platform's own
+                // clock may be skewed (the simulator's runs fast on purpose),
+                // and mixing clocks would make the record's durations lie.
+                // The platform's time stays in the journal.
+                let now = Timestamp::now();
                 let event = Self::event(
                     "milestone",
                     Some(step),
-                    json!({ "milestone": milestone, "at": at }),
+                    json!({ "milestone": milestone, "at": now, "platform_at": at }),
                 );
-                return self.commit(vec![Change::Time(time, *at), event]);
+                return self.commit(vec![Change::Time(time, now), event]);
             }
             StepReport::Progress { step, progress } => {
                 // Plugins may report on every poll; the journal keeps changes.

@@ -209,6 +209,22 @@ fn versions(upgrade: &Upgrade, ctx: &PlanContext<'_>, diags: &mut Diags) -> Opti
         })
     };
     let current = current.map_err(|d| diags.push(d)).ok()?;
+    // When the platform can be asked, the file must agree with it: planning
+    // an upgrade from a version that is not installed plans the wrong steps.
+    if upgrade.file.current_version != ASK_PLATFORM {
+        if let Ok(installed) = (ctx.platform_version)() {
+            if installed != current {
+                diags.push(
+                    upgrade
+                        .diag(&at("current_version"), format!("the platform runs {installed}, not {current}"))
+                        .hint(format!(
+                            "write current_version = \"{installed}\" (or \"{ASK_PLATFORM}\"); for the simulator, `runbook sim reset` starts it over"
+                        )),
+                );
+                return None;
+            }
+        }
+    }
     let target = upgrade.file.target_version.clone();
     UpgradePath::new(current, target, upgrade.file.zero_downtime_compatible)
         .map_err(|e| diags.push(upgrade.diag(&at("target_version"), e.message).hint(e.hint)))

@@ -33,9 +33,14 @@ impl Platform for Unconfigured {
     }
 }
 
-/// Opens the platform an upgrade file names. The simulator is created
-/// with its default settings the first time it is used.
-pub fn open(config: Option<&PlatformConfig>) -> Result<Arc<dyn Platform>, PlatformError> {
+/// Opens the platform an upgrade file names. With `create`, the simulator
+/// is created with its default settings the first time it is used
+/// (running an upgrade); without, a missing simulator is an error (a
+/// preview must not create anything).
+pub fn open(
+    config: Option<&PlatformConfig>,
+    create: bool,
+) -> Result<Arc<dyn Platform>, PlatformError> {
     let Some(config) = config else {
         return Ok(Arc::new(Unconfigured));
     };
@@ -45,7 +50,7 @@ pub fn open(config: Option<&PlatformConfig>) -> Result<Arc<dyn Platform>, Platfo
                 .state
                 .clone()
                 .unwrap_or_else(|| sim::DEFAULT_STATE.to_owned());
-            let opened = if std::path::Path::new(&path).exists() {
+            let opened = if std::path::Path::new(&path).exists() || !create {
                 sim::SimPlatform::open(&path)
             } else {
                 eprintln!(
