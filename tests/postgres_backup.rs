@@ -872,3 +872,41 @@ fn settings_come_from_parameters_then_the_upgrade_file_then_defaults() {
     let err = BackupSettings::resolve(&step.ctx, &env).unwrap_err();
     assert!(err.contains("`port` must be a port number"), "{err}");
 }
+
+/// The platform tracks its metadata databases' backup status and may
+/// refuse a backup (the simulator's `backup-fails` knob): the database then
+/// fails with the platform's reason, without running pg_dump, and a
+/// database the platform does not know is backed up as usual.
+#[tokio::test]
+async fn the_platform_is_told_and_may_refuse_a_backup() {
+    use runbook::platform::Platform;
+    use runbook::platform::sim::{Fault, SimPlatform, SimSettings};
+    let dir = tempfile::tempdir().unwrap();
+    let settings = SimSettings {
+        time_scale: 0.0,
+        faults: vec![Fault::BackupFails],
+        ..SimSettings::default()
+    };
+    let sim: Arc<dyn Platform> =
+        Arc::new(SimPlatform::init(dir.path().join("sim.json"), settings).unwrap());
+    let db = TestDb::create("told");
+    let mut step = Step::new(
+        json!({ "databases": ["dataphin_meta", db.name.clone()] }),
+        None,
+    );
+    step.env.platform = Arc::clone(&sim);
+    step.retry();
+    let outcome = plugin().run(&step.ctx).await;
+    let error = error_of(&outcome);
+    assert!(
+        error.contains("dataphin_meta") && error.contains("refused"),
+        "{error}"
+    );
+    assert!(
+        !error.contains(&db.name),
+        "the database the platform does not track was backed up: {error}"
+    );
+    let tracked = sim.metadata_databases().await.unwrap();
+    let meta = tracked.iter().find(|d| d.name == "dataphin_meta").unwrap();
+    assert_eq!(meta.backup, BackupStatus::Failed);
+}

@@ -44,49 +44,7 @@ const MAX_ERROR_LINES: usize = 20;
 /// What a password is replaced with wherever it would be written.
 const REDACTED: &str = "********";
 
-/// One database's backup status, in the platform's words.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum BackupStatus {
-    /// Not started in this run, or reset for a re-backup.
-    #[serde(rename = "Not backed up")]
-    NotBackedUp,
-    /// pg_dump is starting and connecting.
-    #[serde(rename = "Starting")]
-    Starting,
-    /// pg_dump is connected and dumping.
-    #[serde(rename = "Backing up")]
-    BackingUp,
-    /// The dump file is complete, its size and checksum recorded.
-    #[serde(rename = "Backup complete")]
-    Complete,
-    /// The backup failed; the database's log says why.
-    #[serde(rename = "Backup failed")]
-    Failed,
-}
-
-impl BackupStatus {
-    /// The status as the platform shows it.
-    pub fn label(self) -> &'static str {
-        match self {
-            BackupStatus::NotBackedUp => "Not backed up",
-            BackupStatus::Starting => "Starting",
-            BackupStatus::BackingUp => "Backing up",
-            BackupStatus::Complete => "Backup complete",
-            BackupStatus::Failed => "Backup failed",
-        }
-    }
-
-    /// Whether the database's backup has ended, well or badly.
-    pub fn is_finished(self) -> bool {
-        matches!(self, BackupStatus::Complete | BackupStatus::Failed)
-    }
-}
-
-impl fmt::Display for BackupStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
+pub use crate::platform::model::BackupStatus;
 
 /// Where environment variables (the password, `PGUSER`) are read from.
 #[derive(Clone, Debug, Default)]
@@ -841,15 +799,40 @@ impl PostgresBackup {
     }
 }
 
-/// Runs a job, reporting its status changes as progress.
+/// Runs a job, reporting its status changes as progress and telling the
+/// platform, which tracks its metadata databases' backup status (and may
+/// refuse to start one). A platform that does not know the database, or
+/// does not track backups, is left alone.
 async fn watch(ctx: &StepContext, board: &mut Board, i: usize, job: &BackupJob) -> DatabaseBackup {
-    job.run(&mut |event| {
-        if let JobEvent::Status(status) = event {
-            board.rows[i].status = status;
-            ctx.progress(board.progress());
+    use crate::platform::PlatformErrorKind;
+    let db = job.database.clone();
+    match ctx
+        .platform
+        .set_backup_status(&db, BackupStatus::Starting)
+        .await
+    {
+        Err(e) if e.kind == PlatformErrorKind::Refused || e.kind == PlatformErrorKind::Failed => {
+            let _ = ctx
+                .platform
+                .set_backup_status(&db, BackupStatus::Failed)
+                .await;
+            return DatabaseBackup::failed(
+                job,
+                format!("the platform refused to start the backup: {e}"),
+            );
         }
-    })
-    .await
+        _ => {}
+    }
+    let result = job
+        .run(&mut |event| {
+            if let JobEvent::Status(status) = event {
+                board.rows[i].status = status;
+                ctx.progress(board.progress());
+            }
+        })
+        .await;
+    let _ = ctx.platform.set_backup_status(&db, result.status).await;
+    result
 }
 
 fn log_result(ctx: &StepContext, row: &DatabaseBackup) {

@@ -134,21 +134,51 @@ pub struct ServiceUpgrade {
     pub unavailable_seconds: u64,
 }
 
-/// The backup status of a metadata database, in the platform's words.
+/// The backup status of a metadata database, in the platform's words
+/// (serialized as those words, so facts and state files read as the
+/// upgrade manager shows them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum BackupStatus {
-    /// Not backed up.
+    /// Not started, or reset for a re-backup.
     #[default]
+    #[serde(rename = "Not backed up")]
     NotBackedUp,
-    /// Starting.
+    /// The backup is starting and connecting.
+    #[serde(rename = "Starting")]
     Starting,
-    /// Backing up.
+    /// Connected and dumping.
+    #[serde(rename = "Backing up")]
     BackingUp,
-    /// Backup complete.
+    /// The dump is complete.
+    #[serde(rename = "Backup complete")]
     Complete,
-    /// Backup failed.
+    /// The backup failed.
+    #[serde(rename = "Backup failed")]
     Failed,
+}
+
+impl BackupStatus {
+    /// The status as the platform shows it.
+    pub fn label(self) -> &'static str {
+        match self {
+            BackupStatus::NotBackedUp => "Not backed up",
+            BackupStatus::Starting => "Starting",
+            BackupStatus::BackingUp => "Backing up",
+            BackupStatus::Complete => "Backup complete",
+            BackupStatus::Failed => "Backup failed",
+        }
+    }
+
+    /// Whether the database's backup has ended, well or badly.
+    pub fn is_finished(self) -> bool {
+        matches!(self, BackupStatus::Complete | BackupStatus::Failed)
+    }
+}
+
+impl std::fmt::Display for BackupStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
 }
 
 /// One of the platform's metadata databases.
