@@ -207,6 +207,14 @@ impl Upgrade {
         diags.into_result(Upgrade { file, source, dir })
     }
 
+    /// The platform section with its state path made relative to the
+    /// folder `runbook` runs in (in the file it is relative to the file).
+    pub fn platform_config(&self) -> Option<PlatformConfig> {
+        let mut config = self.file.platform.clone()?;
+        config.state = config.state.map(|p| self.dir.join(p).display().to_string());
+        Some(config)
+    }
+
     /// A diagnostic at a path of this file.
     pub fn diag(&self, path: &source::DocPath, message: impl Into<String>) -> Diag {
         let span = source::locate(&self.source, path, source::Target::Value);

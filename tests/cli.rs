@@ -101,3 +101,75 @@ fn schema_command_prints_the_checked_in_schema() {
     let on_disk = std::fs::read("schemas/runbook.schema.json").unwrap();
     assert_eq!(out.stdout, on_disk);
 }
+
+/// `current_version = "platform"` asks the platform; an explicit version the
+/// platform does not run is refused with the simulator's reset hint.
+#[test]
+fn the_current_version_comes_from_or_is_checked_against_the_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("sim.json");
+    let init = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args([
+            "sim",
+            "init",
+            "--state",
+            sim.to_str().unwrap(),
+            "--version",
+            "V5.1.2.02",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(init.status.code(), Some(0), "{}", stderr(&init));
+    let upgrade = |current: &str| {
+        let text = format!(
+            "runbook = \"semi-downtime@1\"\ncurrent_version = \"{current}\"\ntarget_version = \"V5.2.0.01\"\n\
+             [inputs]\ncontact_email = \"ops@example.com\"\ncontact_phone = \"+86 571 8888 0000\"\n\
+             [platform]\nkind = \"sim\"\nstate = \"sim.json\"\n"
+        );
+        let path = dir.path().join("up.toml");
+        std::fs::write(&path, text).unwrap();
+        runbook(&["plan", path.to_str().unwrap()])
+    };
+    let asked = upgrade("platform");
+    assert_eq!(asked.status.code(), Some(0), "{}", stderr(&asked));
+    assert!(
+        String::from_utf8_lossy(&asked.stdout)
+            .starts_with("Plan: semi-downtime upgrade V5.1.2.02 -> V5.2.0.01")
+    );
+
+    let wrong = upgrade("V5.1.1");
+    assert_eq!(wrong.status.code(), Some(2));
+    let err = stderr(&wrong);
+    assert!(
+        err.contains("the platform runs V5.1.2.02, not V5.1.1"),
+        "{err}"
+    );
+    assert!(err.contains("up.toml:2:19"), "{err}");
+    assert!(err.contains("runbook sim reset"), "{err}");
+}
+
+/// Without a simulator to ask, "platform" is a clear error, and planning
+/// creates nothing.
+#[test]
+fn asking_a_platform_that_does_not_exist_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("up.toml");
+    std::fs::write(
+        &path,
+        "runbook = \"downtime@1\"\ncurrent_version = \"platform\"\ntarget_version = \"V5.2.0.01\"\n\
+         [inputs]\ncontact_email = \"ops@example.com\"\ncontact_phone = \"+86 571 8888 0000\"\n\
+         [platform]\nkind = \"sim\"\nstate = \"missing.json\"\n",
+    )
+    .unwrap();
+    let out = runbook(&["plan", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot ask the platform for its version"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !dir.path().join("missing.json").exists(),
+        "a preview must not create the simulator"
+    );
+}

@@ -57,7 +57,7 @@ pub fn validate(refs: &[String]) -> u8 {
 pub fn make_plan(upgrade: &Path) -> Result<Plan, Diags> {
     let ask = || -> Result<crate::version::Version, String> {
         let parsed = crate::upgrade::Upgrade::load(upgrade).map_err(|d| d.summary())?;
-        let platform = crate::platform::open(parsed.file.platform.as_ref(), false)
+        let platform = crate::platform::open(parsed.platform_config().as_ref(), false)
             .map_err(|e| e.to_string())?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

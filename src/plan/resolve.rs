@@ -175,10 +175,7 @@ fn settings(upgrade: &Upgrade) -> crate::plan::PlanSettings {
         p.as_ref()
             .map(|p| upgrade.dir.join(p).display().to_string())
     };
-    let mut platform = upgrade.file.platform.clone();
-    if let Some(p) = &mut platform {
-        p.state = resolve(&p.state);
-    }
+    let platform = upgrade.platform_config();
     let mut store = upgrade.file.store.clone();
     if let Some(s) = &mut store {
         s.path = resolve(&s.path);
