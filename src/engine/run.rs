@@ -738,7 +738,7 @@ impl Engine {
                 .answer_command(command.id, accepted, Some(&text))?;
             self.config.reporter.line(&format!(
                 "{} {}: {text}",
-                command_name(command.kind),
+                command.kind.as_str(),
                 if accepted { "accepted" } else { "refused" }
             ));
         }
@@ -937,17 +937,6 @@ fn mark_word(mark: ForceStopMark) -> &'static str {
     match mark {
         ForceStopMark::Succeeded => "succeeded",
         ForceStopMark::Failed => "failed",
-    }
-}
-
-fn command_name(kind: CommandKind) -> &'static str {
-    match kind {
-        CommandKind::Stop => "stop",
-        CommandKind::ForceStop => "force-stop",
-        CommandKind::Skip => "skip",
-        CommandKind::Retry => "retry",
-        CommandKind::Ack => "ack",
-        CommandKind::Resume => "resume",
     }
 }
 
