@@ -3,9 +3,22 @@
 
 use std::process::{Command, Output};
 
+/// Runs the binary in a fresh folder, so that no `.runbook/` left behind in
+/// the source tree (by the README's main job, say) changes what it sees.
+/// Repository paths in `args` (`examples/…`, `runbooks/…`) are made absolute.
 fn runbook(args: &[&str]) -> Output {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| match a.split('/').next() {
+            Some("examples" | "runbooks" | "schemas") => format!("{root}/{a}"),
+            _ => (*a).to_owned(),
+        })
+        .collect();
+    let cwd = tempfile::tempdir().expect("temp dir");
     Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(args)
+        .args(&args)
+        .current_dir(cwd.path())
         .output()
         .expect("the runbook binary runs")
 }
@@ -98,7 +111,11 @@ fn a_missing_upgrade_file_is_bad_input_not_a_panic() {
 #[test]
 fn schema_command_prints_the_checked_in_schema() {
     let out = runbook(&["schema", "runbook"]);
-    let on_disk = std::fs::read("schemas/runbook.schema.json").unwrap();
+    let on_disk = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemas/runbook.schema.json"
+    ))
+    .unwrap();
     assert_eq!(out.stdout, on_disk);
 }
 

@@ -118,6 +118,17 @@ fn send_and_wait(
                 eprintln!("refused: {}", c.answer.unwrap_or_default());
                 return exit::BAD_INPUT;
             }
+            // The engine may have closed the record before reading this.
+            Ok(_) if store.record(record.id).is_ok_and(|r| !r.status.is_active()) => {
+                let status = store
+                    .record(record.id)
+                    .map(|r| r.status.label())
+                    .unwrap_or("closed");
+                eprintln!(
+                    "refused: the upgrade ended ({status}) before the engine read the command"
+                );
+                return exit::BAD_INPUT;
+            }
             Ok(_) => std::thread::sleep(Duration::from_millis(100)),
             Err(e) => {
                 eprintln!("error: {e}");

@@ -101,6 +101,23 @@ pub async fn apply(plan: Plan, options: RunOptions) -> Result<(RecordId, Ending)
             )));
         }
     }
+    // The plan may have been made before the platform existed (the
+    // simulator is created on first use) or while it was unreachable.
+    if let Ok(installed) = options.platform.installed_version().await {
+        if installed.to_string() != plan.upgrade.current_version
+            && plan
+                .upgrade
+                .current_version
+                .parse::<crate::version::Version>()
+                .ok()
+                != Some(installed.clone())
+        {
+            return Err(RunError::BadInput(format!(
+                "the platform runs {installed}, not {}: the plan was made for another state of the platform; make a new plan (for the simulator, `runbook sim reset` or `runbook sim init --version {}` starts it over)",
+                plan.upgrade.current_version, plan.upgrade.current_version
+            )));
+        }
+    }
     let store = Arc::new(SqliteStore::open(&options.state)?);
     let plan_json = serde_json::to_string(&plan).unwrap_or_default();
     let record = store.create_record(NewRecord {

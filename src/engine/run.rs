@@ -86,6 +86,8 @@ pub struct Engine {
     closing: Option<Closing>,
     pending: Vec<Change>,
     last_progress: HashMap<String, crate::plugins::executor::Progress>,
+    /// Verify-phase steps not yet succeeded or skipped.
+    verify_left: usize,
     waiting_said: bool,
     status: RecordStatus,
 }
@@ -115,6 +117,11 @@ impl Engine {
         config: EngineConfig,
     ) -> Engine {
         let (tx, rx) = unbounded_channel();
+        let verify_left = (0..plan.steps.len())
+            .filter(|&i| {
+                plan.steps[i].phase == Phase::Verify && state.steps[i].state != StepState::Succeeded
+            })
+            .count();
         let env = StepEnv {
             upgrade: env_parts.0,
             platform: env_parts.1,
@@ -136,6 +143,7 @@ impl Engine {
             gate_answers: unbounded_channel(),
             closing: None,
             pending: Vec::new(),
+            verify_left,
             last_progress: HashMap::new(),
             waiting_said: false,
             status,
@@ -275,6 +283,11 @@ impl Engine {
         ));
         if step.phase == Phase::Verify && self.status == RecordStatus::Upgrading {
             self.status = RecordStatus::Verifying;
+            changes.push(Self::event(
+                "status-changed",
+                None,
+                json!({ "status": RecordStatus::Verifying }),
+            ));
             changes.push(Change::Status(RecordStatus::Verifying, None));
         }
     }
@@ -429,6 +442,15 @@ impl Engine {
         let step = &plan.steps[i];
         let mut changes = Vec::new();
         let now = Timestamp::now();
+        // Confirming the last verification step finishes the upgrade: the
+        // upgrade manager records that moment as its completion time.
+        let verified = matches!(outcome, Outcome::Succeeded { .. }) && step.phase == Phase::Verify;
+        if verified {
+            self.verify_left = self.verify_left.saturating_sub(1);
+            if self.verify_left == 0 {
+                changes.push(Change::Time(RecordTime::Completed, now));
+            }
+        }
         let run = &mut self.state.steps[i];
         match outcome {
             Outcome::Succeeded { outputs } => {
@@ -697,10 +719,11 @@ impl Engine {
             let mut poll = tokio::time::interval(self.config.poll);
             outcome = loop {
                 tokio::select! {
-                    outcome = &mut run => break outcome,
+                    biased;
                     Some(report) = self.reports.recv() => {
                         let _ = self.on_report(report);
                     }
+                    outcome = &mut run => break outcome,
                     _ = poll.tick() => {
                         let _ = self.on_commands();
                         if !matches!(self.closing, Some(Closing::Stop { .. })) {
@@ -713,6 +736,10 @@ impl Engine {
                     }
                 }
             };
+            // What the handler reported last (its milestones) still counts.
+            while let Ok(report) = self.reports.try_recv() {
+                let _ = self.on_report(report);
+            }
             let _ = self.flush();
             if matches!(outcome, Outcome::Succeeded { .. }) {
                 break;
