@@ -60,7 +60,21 @@ enum Command {
         #[command(flatten)]
         flags: run::RunFlags,
     },
-    /// Continue an upgrade after a crash, a kill, Ctrl-C or a pause.
+    /// Save an upgrade's configuration as a record (Configuring) without starting it.
+    Save {
+        /// The upgrade file.
+        upgrade: PathBuf,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Cancel a record that is still being configured.
+    Cancel {
+        /// The record (default: the one being configured).
+        record: Option<i64>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Continue an upgrade after a crash, a kill, Ctrl-C or a pause, or start a saved one.
     Resume {
         /// The record (default: the one in progress).
         record: Option<i64>,
@@ -171,6 +185,8 @@ fn main() -> ExitCode {
         Command::Run { upgrade, flags } => run::run(&upgrade, &flags),
         Command::Apply { plan, flags } => run::apply_file(&plan, &flags),
         Command::Resume { record, flags } => run::resume(record, &flags),
+        Command::Save { upgrade, state: s } => run::save(&upgrade, s.as_deref()),
+        Command::Cancel { record, state: s } => run::cancel(record, s.as_deref()),
         Command::Status {
             record,
             follow,

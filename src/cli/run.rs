@@ -178,17 +178,54 @@ fn finish(result: Result<(RecordId, Ending), RunError>, state: &Path) -> u8 {
             );
             code
         }
-        Err(RunError::Locked { holder, status }) => {
-            eprintln!("error: {}", RunError::Locked { holder, status });
-            exit::LOCKED
+        Err(e) => run_error(e),
+    }
+}
+
+/// `runbook save UPGRADE.toml`: keep the configuration as a record in
+/// status Configuring, to start later with `runbook resume`.
+pub fn save(upgrade: &Path, state: Option<&Path>) -> u8 {
+    let plan = match make_plan(upgrade) {
+        Ok(plan) => plan,
+        Err(diags) => return report(&diags),
+    };
+    let state = state
+        .map(Path::to_path_buf)
+        .or_else(|| {
+            plan.settings
+                .store
+                .as_ref()
+                .and_then(|s| s.path.clone())
+                .map(Into::into)
+        })
+        .unwrap_or_else(|| crate::cli::state_path(None));
+    match apply::save(&plan, &state) {
+        Ok(record) => {
+            println!(
+                "record {record} saved (Configuring); start it with `runbook resume {record}`, or `runbook cancel {record}`"
+            );
+            exit::OK
         }
-        Err(e @ RunError::BadInput(_)) => {
-            eprintln!("error: {e}");
-            exit::BAD_INPUT
+        Err(e) => run_error(e),
+    }
+}
+
+/// `runbook cancel [RECORD]`: delete a record still being configured.
+pub fn cancel(record: Option<i64>, state: Option<&Path>) -> u8 {
+    match apply::cancel(&crate::cli::state_path(state), record.map(RecordId)) {
+        Ok(record) => {
+            println!("record {record} cancelled");
+            exit::OK
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            exit::INTERNAL
-        }
+        Err(e) => run_error(e),
+    }
+}
+
+fn run_error(e: RunError) -> u8 {
+    eprintln!("error: {e}");
+    match e {
+        RunError::Locked { .. } => exit::LOCKED,
+        RunError::BadInput(_) => exit::BAD_INPUT,
+        _ => exit::INTERNAL,
     }
 }

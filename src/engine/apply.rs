@@ -85,15 +85,58 @@ pub fn record_dir(state: &Path, record: RecordId) -> PathBuf {
 /// unattended run has every decision, creates the record (taking the
 /// single active-upgrade lock) and runs it.
 pub async fn apply(plan: Plan, options: RunOptions) -> Result<(RecordId, Ending), RunError> {
-    if let Err(problems) = crate::plan::resolve::check_sources(&plan) {
-        return Err(RunError::BadInput(format!(
+    let decider = preflight(&plan, &options).await?;
+    let store = Arc::new(SqliteStore::open(&options.state)?);
+    let record = create(&store, &plan, RecordStatus::Upgrading)?;
+    start(&store, record, plan, options, decider).await
+}
+
+/// `runbook save`: keeps the plan as a record in status Configuring (which
+/// holds the active-upgrade lock, as in the upgrade manager) to be started
+/// later with `runbook resume`, or cancelled with `runbook cancel`.
+pub fn save(plan: &Plan, state: &Path) -> Result<RecordId, RunError> {
+    check_plan_sources(plan)?;
+    let store = SqliteStore::open(state)?;
+    create(&store, plan, RecordStatus::Configuring)
+}
+
+/// `runbook cancel`: deletes a record that is still being configured.
+pub fn cancel(state: &Path, record: Option<RecordId>) -> Result<RecordId, RunError> {
+    let store = SqliteStore::open(state)?;
+    let id = match record {
+        Some(id) => id,
+        None => store
+            .active()?
+            .map(|r| r.id)
+            .ok_or_else(|| RunError::BadInput("no upgrade is being configured".into()))?,
+    };
+    store.delete_record(id).map_err(|e| match e {
+        StoreError::NotCancellable { id, status } => RunError::BadInput(format!(
+            "record {id} is {}: only a record still being configured can be cancelled (a started upgrade is force-stopped instead)",
+            status.label()
+        )),
+        other => other.into(),
+    })?;
+    Ok(id)
+}
+
+fn check_plan_sources(plan: &Plan) -> Result<(), RunError> {
+    crate::plan::resolve::check_sources(plan).map_err(|problems| {
+        RunError::BadInput(format!(
             "the plan no longer matches what it was made from; make a new plan:\n  {}",
             problems.join("\n  ")
-        )));
-    }
+        ))
+    })
+}
+
+/// The checks before an upgrade starts: the plan still matches its
+/// sources, an unattended run has every decision, and the platform runs
+/// the version the plan upgrades from.
+async fn preflight(plan: &Plan, options: &RunOptions) -> Result<Decider, RunError> {
+    check_plan_sources(plan)?;
     let decider = Decider::from_terminal(options.unattended);
     if !decider.interactive {
-        let missing = missing_decisions(&plan);
+        let missing = missing_decisions(plan);
         if !missing.is_empty() {
             return Err(RunError::BadInput(format!(
                 "an unattended run cannot ask, and the upgrade file does not decide:\n  {}",
@@ -104,35 +147,46 @@ pub async fn apply(plan: Plan, options: RunOptions) -> Result<(RecordId, Ending)
     // The plan may have been made before the platform existed (the
     // simulator is created on first use) or while it was unreachable.
     if let Ok(installed) = options.platform.installed_version().await {
-        if installed.to_string() != plan.upgrade.current_version
-            && plan
-                .upgrade
-                .current_version
-                .parse::<crate::version::Version>()
-                .ok()
-                != Some(installed.clone())
-        {
+        let planned = plan
+            .upgrade
+            .current_version
+            .parse::<crate::version::Version>()
+            .ok();
+        if planned.as_ref() != Some(&installed) {
             return Err(RunError::BadInput(format!(
                 "the platform runs {installed}, not {}: the plan was made for another state of the platform; make a new plan (for the simulator, `runbook sim reset` or `runbook sim init --version {}` starts it over)",
                 plan.upgrade.current_version, plan.upgrade.current_version
             )));
         }
     }
-    let store = Arc::new(SqliteStore::open(&options.state)?);
-    let plan_json = serde_json::to_string(&plan).unwrap_or_default();
-    let record = store.create_record(NewRecord {
+    Ok(decider)
+}
+
+fn create(store: &SqliteStore, plan: &Plan, status: RecordStatus) -> Result<RecordId, RunError> {
+    Ok(store.create_record(NewRecord {
         mode: plan.upgrade.mode,
         initial_version: plan.upgrade.current_version.clone(),
         target_version: plan.upgrade.target_version.clone(),
         runbook_name: plan.runbook.name.clone(),
         runbook_version: plan.runbook.version.clone(),
         plan_digest: plan.digest.clone(),
-        plan_json,
-        status: RecordStatus::Upgrading,
-    })?;
+        plan_json: serde_json::to_string(plan).unwrap_or_default(),
+        status,
+    })?)
+}
+
+/// Starts a record's upgrade from its first step.
+async fn start(
+    store: &Arc<SqliteStore>,
+    record: RecordId,
+    plan: Plan,
+    options: RunOptions,
+    decider: Decider,
+) -> Result<(RecordId, Ending), RunError> {
     store.commit(
         record,
         &[
+            Change::Status(RecordStatus::Upgrading, None),
             Change::Time(RecordTime::Started, jiff::Timestamp::now()),
             engine_started(),
         ],
@@ -144,7 +198,7 @@ pub async fn apply(plan: Plan, options: RunOptions) -> Result<(RecordId, Ending)
     let plan = Arc::new(plan);
     let state = RunState::new(&plan);
     let engine = engine(
-        &store,
+        store,
         record,
         &plan,
         state,
@@ -250,6 +304,11 @@ pub async fn resume(
             record.id
         ))
     })?;
+    if record.status == RecordStatus::Configuring {
+        // A saved configuration: nothing ran yet, so this is a start.
+        let decider = preflight(&plan, &options).await?;
+        return start(&store, record.id, plan, options, decider).await;
+    }
     let plan = Arc::new(plan);
     let (mut state, interrupted) = restore(&store, record.id, &plan)?;
     let decider = Decider::from_terminal(options.unattended);

@@ -154,6 +154,9 @@ impl Engine {
     pub async fn run(mut self) -> Result<Ending, EngineError> {
         let mut poll = tokio::time::interval(self.config.poll);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // One listener for the whole run: a fresh `ctrl_c()` per turn of the
+        // loop registers a signal handler per step.
+        let mut interrupt = Interrupt::new();
         loop {
             if self.closing.is_none() {
                 self.launch_ready()?;
@@ -174,7 +177,7 @@ impl Engine {
                     self.on_commands()?;
                     self.on_retry_timers()?;
                 }
-                _ = tokio::signal::ctrl_c(), if !matches!(self.closing, Some(Closing::Interrupt)) => {
+                () = interrupt.recv(), if !matches!(self.closing, Some(Closing::Interrupt)) => {
                     self.config.reporter.line("interrupted: stopping running steps; the record stays open for `runbook resume`");
                     self.tasks.abort_all();
                     self.closing = Some(Closing::Interrupt);
@@ -351,6 +354,12 @@ impl Engine {
         &self,
         step: &PlannedStep,
     ) -> Result<std::collections::BTreeMap<String, Value>, String> {
+        // The plan rendered everything but step outputs and stop options;
+        // most steps have nothing left, and building the context (which
+        // reads every step's outputs) is the costliest part of a start.
+        if !step.with.values().any(has_template) {
+            return Ok(step.with.clone());
+        }
         let context = json!({
             "inputs": self.plan.inputs,
             "vars": self.plan.vars,
@@ -372,19 +381,10 @@ impl Engine {
 
     fn step_log(&self, step: &str) -> Box<dyn std::io::Write + Send> {
         let dir = self.env.upgrade.record_dir.join("logs");
-        let file = std::fs::create_dir_all(&dir).and_then(|()| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join(format!("{step}.log")))
-        });
-        match file {
-            Ok(f) => Box::new(f),
-            Err(e) => {
-                tracing::warn!(step, error = %e, "cannot open the step log; its lines are dropped");
-                Box::new(std::io::sink())
-            }
-        }
+        Box::new(LazyLog {
+            path: dir.join(format!("{step}.log")),
+            file: None,
+        })
     }
 
     fn on_joined(
@@ -964,6 +964,64 @@ fn mark_word(mark: ForceStopMark) -> &'static str {
     match mark {
         ForceStopMark::Succeeded => "succeeded",
         ForceStopMark::Failed => "failed",
+    }
+}
+
+/// Ctrl-C, as a stream that is set up once.
+struct Interrupt(Option<tokio::signal::unix::Signal>);
+
+impl Interrupt {
+    fn new() -> Interrupt {
+        Interrupt(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok())
+    }
+
+    /// Resolves on the next Ctrl-C (never, if no handler could be set up).
+    async fn recv(&mut self) {
+        match &mut self.0 {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// A step's log file, opened on the first line: most steps of a long
+/// chain write none, and a file per step is a cost per step.
+struct LazyLog {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl std::io::Write for LazyLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.file.is_none() {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            self.file = Some(file);
+        }
+        match &mut self.file {
+            Some(file) => file.write(buf),
+            None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), std::io::Write::flush)
+    }
+}
+
+fn has_template(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains("{{"),
+        Value::Array(items) => items.iter().any(has_template),
+        Value::Object(map) => map.values().any(has_template),
+        _ => false,
     }
 }
 

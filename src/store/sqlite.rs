@@ -408,9 +408,8 @@ fn locked(tx: &Transaction<'_>) -> TxResult<StoreError> {
 
 fn status_of(tx: &Transaction<'_>, id: RecordId) -> TxResult<RecordStatus> {
     let status = tx
-        .query_row("SELECT status FROM records WHERE id = ?1", [id], |row| {
-            row.get(0)
-        })
+        .prepare_cached("SELECT status FROM records WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
         .optional()?;
     Ok(status.ok_or(StoreError::NotFound(id))?)
 }
@@ -479,25 +478,27 @@ fn time_tx(tx: &Transaction<'_>, id: RecordId, which: RecordTime, at: Timestamp)
     }
 }
 
+// The engine writes these on every step: cached statements save a parse
+// per write.
 fn step_tx(tx: &Transaction<'_>, id: RecordId, row: &StepRow) -> TxResult<()> {
     status_of(tx, id)?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO steps (record, step, state, attempt, started_at, finished_at, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (record, step) DO UPDATE SET
              state = excluded.state, attempt = excluded.attempt,
              started_at = excluded.started_at, finished_at = excluded.finished_at,
              detail = excluded.detail",
-        params![
-            id,
-            row.step,
-            row.state,
-            row.attempt,
-            row.started_at.map(Ts),
-            row.finished_at.map(Ts),
-            row.detail,
-        ],
-    )?;
+    )?
+    .execute(params![
+        id,
+        row.step,
+        row.state,
+        row.attempt,
+        row.started_at.map(Ts),
+        row.finished_at.map(Ts),
+        row.detail,
+    ])?;
     Ok(())
 }
 
@@ -509,10 +510,16 @@ fn event_tx(
     data: &serde_json::Value,
 ) -> TxResult<i64> {
     status_of(tx, id)?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO events (record, at, kind, step, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, Ts(Timestamp::now()), kind, step, data.to_string()],
-    )?;
+    )?
+    .execute(params![
+        id,
+        Ts(Timestamp::now()),
+        kind,
+        step,
+        data.to_string()
+    ])?;
     Ok(tx.last_insert_rowid())
 }
 
