@@ -75,6 +75,9 @@ fn success_codes(ctx: &StepContext) -> Vec<i64> {
     }
 }
 
+/// How long a stopped program may take to end after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// Kills the child's whole process group when the step's future is
 /// dropped (force-stop or timeout) before the child has ended.
 struct GroupGuard {
@@ -178,7 +181,19 @@ impl Exec {
                 let _ = std::fs::write(receipt.path("pid"), pid.to_string());
             }
         }
-        let status = child.wait().await;
+        let status = tokio::select! {
+            status = child.wait() => status,
+            () = ctx.stop.cancelled() => {
+                // A graceful stop: SIGTERM to the group, then, after a
+                // grace period, the guard's SIGKILL.
+                ctx.log(format!("stop requested: sending SIGTERM, SIGKILL after {}s", STOP_GRACE.as_secs()));
+                if let Some(pgid) = guard.pgid {
+                    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGTERM);
+                }
+                let _ = tokio::time::timeout(STOP_GRACE, child.wait()).await;
+                return Outcome::Stopped;
+            }
+        };
         guard.pgid = None;
         match status {
             Ok(status) => Exec::outcome(ctx, &receipt, status.code().unwrap_or(128 + 9)),

@@ -1,0 +1,106 @@
+//! A graceful stop inside a `during` window ends a running `exec` step: its
+//! program gets SIGTERM, the step ends Stopped, the stop handlers run.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RUNBOOK: &str = r#"schema = 1
+name = "stoppable"
+version = "1.0.0"
+mode = "downtime"
+
+[[steps]]
+id = "long"
+uses = "exec"
+with = { shell = "echo $$ > long.pid; exec sleep 60" }
+
+[[steps]]
+id = "after"
+uses = "exec"
+needs = ["long"]
+with = { shell = "echo after >> log.txt" }
+
+[[steps]]
+id = "undo"
+uses = "exec"
+handler = true
+with = { shell = "echo undo >> log.txt" }
+
+[stop]
+windows = [{ during = "long" }]
+on_stop = ["undo"]
+"#;
+
+fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .and_then(|r| r.trim_start().chars().next())
+            != Some('Z')
+    })
+}
+
+fn runbook(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
+    cmd.current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+#[test]
+fn a_graceful_stop_terminates_the_running_program_and_runs_the_handlers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rb.toml"), RUNBOOK).unwrap();
+    std::fs::write(
+        dir.path().join("up.toml"),
+        "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n",
+    )
+    .unwrap();
+    let mut run = runbook(dir.path())
+        .args(["run", "up.toml", "--yes"])
+        .spawn()
+        .unwrap();
+    let pid: i32 = until("the program to start", || {
+        std::fs::read_to_string(dir.path().join("long.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    });
+    let stop = runbook(dir.path()).arg("stop").status().unwrap();
+    assert_eq!(stop.code(), Some(0), "the stop is inside the window");
+    let status = until("the run to end", || run.try_wait().unwrap());
+    assert_eq!(status.code(), Some(3), "stopped");
+    until("the program to be terminated", || {
+        (!alive(pid)).then_some(())
+    });
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("log.txt")).unwrap(),
+        "undo\n",
+        "the handler ran, `after` did not"
+    );
+    let store = runbook::store::SqliteStore::open(dir.path().join(".runbook/state.db")).unwrap();
+    let record = &store.history().unwrap()[0];
+    assert_eq!(record.status.label(), "Upgrade Stopped");
+    let long = store
+        .steps(record.id)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.step == "long")
+        .unwrap();
+    assert_eq!(long.state, runbook::store::StepState::Stopped);
+}
