@@ -125,6 +125,10 @@ enum Command {
     /// Run a failed, paused step again.
     Retry {
         step: String,
+        /// Redo only this item of the step (for `postgres.backup`: re-backup
+        /// of one database, even one already complete).
+        #[arg(long)]
+        item: Option<String>,
         #[arg(long)]
         record: Option<i64>,
         #[arg(long)]
@@ -237,6 +241,7 @@ fn main() -> ExitCode {
         ),
         Command::Retry {
             step,
+            item,
             record,
             state: s,
         } => operator::command(
@@ -244,7 +249,7 @@ fn main() -> ExitCode {
             record,
             CommandKind::Retry,
             Some(&step),
-            json!({}),
+            json!({ "item": item }),
         ),
         Command::Ack {
             step,

@@ -88,6 +88,8 @@ pub struct Engine {
     last_progress: HashMap<String, crate::plugins::executor::Progress>,
     /// Verify-phase steps not yet succeeded or skipped.
     verify_left: usize,
+    /// `retry --item`: the one item the step's next attempt redoes.
+    item_retries: HashMap<usize, String>,
     waiting_said: bool,
     status: RecordStatus,
 }
@@ -144,6 +146,7 @@ impl Engine {
             closing: None,
             pending: Vec::new(),
             verify_left,
+            item_retries: HashMap::new(),
             last_progress: HashMap::new(),
             waiting_said: false,
             status,
@@ -322,7 +325,12 @@ impl Engine {
             self.handles.insert(i, handle);
             return;
         };
-        let params = self.render_params(&step);
+        let params = self.render_params(&step).map(|mut params| {
+            if let Some(item) = self.item_retries.remove(&i) {
+                params.insert("rebackup".into(), Value::from(item));
+            }
+            params
+        });
         let log = self.step_log(&step.id);
         let ctx = params.map(|params| {
             StepContext::new(step.id.clone(), attempt, params, &self.env, token, log)
@@ -881,6 +889,9 @@ impl Engine {
                 self.commit(changes)?;
             }
             (CommandKind::Retry, Some(i)) => {
+                if let Some(item) = command.args.get("item").and_then(Value::as_str) {
+                    self.item_retries.insert(i, item.to_owned());
+                }
                 let run = &mut self.state.steps[i];
                 run.state = StepState::Pending;
                 run.paused = false;

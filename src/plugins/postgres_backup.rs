@@ -706,7 +706,12 @@ pub struct PostgresBackup {
 #[async_trait::async_trait]
 impl Executor for PostgresBackup {
     async fn run(&self, ctx: &StepContext) -> Outcome {
-        self.execute(ctx, None).await
+        // `runbook retry STEP --item DB` asks for the seed's "Re-backup" of
+        // one database.
+        match ctx.str_param("rebackup") {
+            Some(db) => self.rebackup(ctx, &db.to_owned()).await,
+            None => self.execute(ctx, None).await,
+        }
     }
 }
 

@@ -301,6 +301,12 @@ static BUILTINS: &[PluginSpec] = &[
                 false,
                 "where to back up a managed database",
             ),
+            p(
+                "rebackup",
+                ParamKind::String,
+                false,
+                "back up only this database again (set by `runbook retry STEP --item DB`)",
+            ),
         ],
         outputs: &["dir", "files"],
     },

@@ -1,0 +1,125 @@
+//! The seed's "Re-backup": after a database's backup failed, the operator
+//! backs up that one database again — `runbook retry STEP --item DB` —
+//! against the real PostgreSQL server on 127.0.0.1:5432.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-qc",
+            sql,
+        ])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Databases created for the test, dropped at the end even on failure.
+struct Dbs(Vec<String>);
+
+impl Drop for Dbs {
+    fn drop(&mut self) {
+        for db in &self.0 {
+            let _ = Command::new("psql")
+                .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
+                .arg(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+                .output();
+        }
+    }
+}
+
+fn runbook(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn retry_with_an_item_backs_up_only_that_database_again() {
+    let tag = format!(
+        "{}_{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    );
+    let (good, late) = (format!("rb_good_{tag}"), format!("rb_late_{tag}"));
+    let _dbs = Dbs(vec![good.clone(), late.clone()]);
+    psql(&format!("CREATE DATABASE \"{good}\""));
+    let dir = tempfile::tempdir().unwrap();
+    let runbook_text = format!(
+        "schema = 1\nname = \"backup\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n\
+         [[steps]]\nid = \"backup\"\nuses = \"postgres.backup\"\non_failure = \"pause\"\n\
+         with = {{ databases = [\"{good}\", \"{late}\"], host = \"127.0.0.1\", user = \"postgres\" }}\n"
+    );
+    std::fs::write(dir.path().join("rb.toml"), runbook_text).unwrap();
+    std::fs::write(
+        dir.path().join("up.toml"),
+        "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n",
+    )
+    .unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["run", "up.toml", "--yes"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = dir.path().join(".runbook/state.db");
+    let backups = dir.path().join(".runbook/records/1/backups");
+    until("the backup to fail and pause", || {
+        runbook::store::SqliteStore::open(&state)
+            .ok()
+            .and_then(|s| s.steps(runbook::store::RecordId(1)).ok())
+            .is_some_and(|rows| {
+                rows.iter()
+                    .any(|r| r.state == runbook::store::StepState::Failed)
+            })
+    });
+    let good_dump = backups.join(format!("{good}.dump"));
+    let first = std::fs::metadata(&good_dump).unwrap().modified().unwrap();
+    assert!(!backups.join(format!("{late}.dump")).exists());
+
+    // The cause is fixed; back up that one database again.
+    psql(&format!("CREATE DATABASE \"{late}\""));
+    let retry = runbook(dir.path(), &["retry", "backup", "--item", &late]);
+    assert_eq!(
+        retry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+    until("the run to end", || run.try_wait().unwrap().is_some());
+    assert_eq!(run.wait().unwrap().code(), Some(0));
+    assert!(
+        backups.join(format!("{late}.dump")).exists(),
+        "the re-backup wrote the dump"
+    );
+    assert_eq!(
+        std::fs::metadata(&good_dump).unwrap().modified().unwrap(),
+        first,
+        "the complete database was not redone"
+    );
+}
