@@ -709,7 +709,7 @@ impl Executor for PostgresBackup {
         // `runbook retry STEP --item DB` asks for the seed's "Re-backup" of
         // one database.
         match ctx.str_param("rebackup") {
-            Some(db) => self.rebackup(ctx, &db.to_owned()).await,
+            Some(db) => self.rebackup(ctx, db).await,
             None => self.execute(ctx, None).await,
         }
     }
