@@ -12,6 +12,7 @@ pub mod fsutil;
 pub mod plan;
 pub mod platform;
 pub mod plugins;
+pub mod report;
 pub mod runbook;
 pub mod schema;
 pub mod source;

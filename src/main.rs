@@ -142,6 +142,15 @@ enum Command {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// The completion report of a record (Markdown; default: the latest).
+    Report {
+        record: Option<i64>,
+        /// Write it to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
     /// The upgrade records, with the upgrade manager's columns.
     History {
         /// json for machines.
@@ -259,6 +268,11 @@ fn main() -> ExitCode {
         Command::History { format, state: s } => {
             operator::history(&state(&s), matches!(format, HistoryFormat::Json))
         }
+        Command::Report {
+            record,
+            output,
+            state: s,
+        } => operator::report(&state(&s), record, output.as_deref()),
         Command::Schema { which, output } => preview::schema(which, output.as_deref()),
         Command::Plugins => preview::plugins(),
         Command::Sim { command } => cli::sim::sim_cmd(command),

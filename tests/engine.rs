@@ -1468,7 +1468,13 @@ fn of_four_runs_started_together_on_a_fresh_store_exactly_one_proceeds() {
     });
     assert_eq!(exited.len(), 3, "one run is still going");
     for &i in &exited {
-        assert_eq!(runners[i].code, Some(4), "run {i}: {}", runners[i].stderr());
+        assert_eq!(
+            runners[i].code,
+            Some(4),
+            "run {i} exited {:?}: {}",
+            runners[i].code,
+            runners[i].stderr()
+        );
         assert!(
             runners[i]
                 .stderr()

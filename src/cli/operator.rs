@@ -336,3 +336,40 @@ pub fn history(state: &Path, json: bool) -> u8 {
         }
     }
 }
+
+/// `runbook report [RECORD] [-o FILE]`: the completion report (Markdown).
+pub fn report(state: &Path, record: Option<i64>, output: Option<&Path>) -> u8 {
+    let store = match open(state) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let record = match record {
+        Some(id) => target(&store, Some(id)),
+        None => match store.history() {
+            Ok(h) if !h.is_empty() => Ok(h[0].clone()),
+            _ => target(&store, None),
+        },
+    };
+    let record = match record {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let text = match crate::report::context(&store, record.id) {
+        Ok(ctx) => crate::report::markdown(&ctx),
+        Err(e) => Err(e.to_string()),
+    };
+    match (text, output) {
+        (Ok(text), Some(path)) => match crate::fsutil::write_atomic(path, text.as_bytes()) {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                exit::INTERNAL
+            }
+        },
+        (Ok(text), None) => print_out(&text),
+        (Err(e), _) => {
+            eprintln!("error: {e}");
+            exit::INTERNAL
+        }
+    }
+}

@@ -176,6 +176,12 @@ fn finish(result: Result<(RecordId, Ending), RunError>, state: &Path) -> u8 {
                 state.display(),
                 apply::record_dir(state, record).join("logs").display()
             );
+            if !matches!(ending, Ending::Interrupted) {
+                match crate::report::write(state, record) {
+                    Ok(path) => eprintln!("report: {}", path.display()),
+                    Err(e) => eprintln!("warning: the report could not be written: {e}"),
+                }
+            }
             code
         }
         Err(e) => run_error(e),

@@ -19,7 +19,10 @@ const MIGRATIONS: &[&str] = &[SCHEMA_V1];
 pub const FORMAT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// How long a call waits for another process's transaction before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+// Generous: on a loaded machine several processes starting at once (the
+// one-upgrade-at-a-time race) each wait for the others' fsyncs; giving up
+// would report a busy database instead of the real answer, "locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 const SCHEMA_V1: &str = "
 CREATE TABLE records (
