@@ -4,20 +4,14 @@
 //! deletes it.
 
 use std::path::Path;
-use std::process::{Command, Output};
+
+mod common;
+use common::run as runbook;
 
 const RUNBOOK: &str = "schema = 1\nname = \"saved\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n\
 [[steps]]\nid = \"a\"\nuses = \"exec\"\nwith = { shell = \"echo a >> log.txt\" }\n";
 const UPGRADE: &str =
     "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n";
-
-fn runbook(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("runbook runs")
-}
 
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

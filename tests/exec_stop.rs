@@ -1,9 +1,10 @@
 //! A graceful stop inside a `during` window ends a running `exec` step: its
 //! program gets SIGTERM, the step ends Stopped, the stop handlers run.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+
+mod common;
+use common::{alive, command, until};
 
 const RUNBOOK: &str = r#"schema = 1
 name = "stoppable"
@@ -32,35 +33,6 @@ windows = [{ during = "long" }]
 on_stop = ["undo"]
 "#;
 
-fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit(')')
-            .next()
-            .and_then(|r| r.trim_start().chars().next())
-            != Some('Z')
-    })
-}
-
-fn runbook(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
-    cmd.current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    cmd
-}
-
 #[test]
 fn a_graceful_stop_terminates_the_running_program_and_runs_the_handlers() {
     let dir = tempfile::tempdir().unwrap();
@@ -70,8 +42,10 @@ fn a_graceful_stop_terminates_the_running_program_and_runs_the_handlers() {
         "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n",
     )
     .unwrap();
-    let mut run = runbook(dir.path())
+    let mut run = command(dir.path())
         .args(["run", "up.toml", "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let pid: i32 = until("the program to start", || {
@@ -81,7 +55,7 @@ fn a_graceful_stop_terminates_the_running_program_and_runs_the_handlers() {
             .parse()
             .ok()
     });
-    let stop = runbook(dir.path()).arg("stop").status().unwrap();
+    let stop = command(dir.path()).arg("stop").output().unwrap().status;
     assert_eq!(stop.code(), Some(0), "the stop is inside the window");
     let status = until("the run to end", || run.try_wait().unwrap());
     assert_eq!(status.code(), Some(3), "stopped");

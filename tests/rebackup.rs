@@ -2,9 +2,10 @@
 //! backs up that one database again — `runbook retry STEP --item DB` —
 //! against the real PostgreSQL server on 127.0.0.1:5432.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+mod common;
+use common::{run, until};
 
 fn psql(sql: &str) {
     let out = Command::new("psql")
@@ -41,29 +42,13 @@ impl Drop for Dbs {
     }
 }
 
-fn runbook(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn retry_with_an_item_backs_up_only_that_database_again() {
-    let tag = format!(
-        "{}_{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos()
-    );
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let tag = format!("{}_{nanos}", std::process::id());
     let (good, late) = (format!("rb_good_{tag}"), format!("rb_late_{tag}"));
     let _dbs = Dbs(vec![good.clone(), late.clone()]);
     psql(&format!("CREATE DATABASE \"{good}\""));
@@ -79,7 +64,7 @@ fn retry_with_an_item_backs_up_only_that_database_again() {
         "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n",
     )
     .unwrap();
-    let mut run = Command::new(env!("CARGO_BIN_EXE_runbook"))
+    let mut runner = Command::new(env!("CARGO_BIN_EXE_runbook"))
         .args(["run", "up.toml", "--yes"])
         .current_dir(dir.path())
         .stdin(Stdio::null())
@@ -93,7 +78,7 @@ fn retry_with_an_item_backs_up_only_that_database_again() {
         runbook::store::SqliteStore::open(&state)
             .ok()
             .and_then(|s| s.steps(runbook::store::RecordId(1)).ok())
-            .is_some_and(|rows| {
+            .filter(|rows| {
                 rows.iter()
                     .any(|r| r.state == runbook::store::StepState::Failed)
             })
@@ -104,15 +89,15 @@ fn retry_with_an_item_backs_up_only_that_database_again() {
 
     // The cause is fixed; back up that one database again.
     psql(&format!("CREATE DATABASE \"{late}\""));
-    let retry = runbook(dir.path(), &["retry", "backup", "--item", &late]);
+    let retry = run(dir.path(), &["retry", "backup", "--item", &late]);
     assert_eq!(
         retry.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&retry.stderr)
     );
-    until("the run to end", || run.try_wait().unwrap().is_some());
-    assert_eq!(run.wait().unwrap().code(), Some(0));
+    let status = until("the run to end", || runner.try_wait().unwrap());
+    assert_eq!(status.code(), Some(0));
     assert!(
         backups.join(format!("{late}.dump")).exists(),
         "the re-backup wrote the dump"

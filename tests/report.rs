@@ -1,16 +1,8 @@
 //! The completion report: written next to the record when it closes and
 //! printed by `runbook report`, from the record alone.
 
-use std::path::Path;
-use std::process::Command;
-
-fn runbook(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
+mod common;
+use common::run as runbook;
 
 #[test]
 fn a_closed_record_has_a_report_with_its_status_timeline_and_failures() {
