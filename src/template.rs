@@ -34,6 +34,42 @@ fn render_error(e: &handlebars::RenderError) -> String {
     }
 }
 
+/// Renders every string of a JSON value that holds a template and for
+/// which `now` says yes; other strings, numbers and booleans are kept.
+pub fn render_value(
+    hb: &Handlebars<'_>,
+    value: &serde_json::Value,
+    context: &impl Serialize,
+    now: &dyn Fn(&str) -> bool,
+) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    Ok(match value {
+        Value::String(s) if s.contains("{{") && now(s) => Value::String(render(hb, s, context)?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| render_value(hb, v, context, now))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render_value(hb, v, context, now)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Whether any string in a JSON value holds a template.
+pub fn has_template(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains("{{"),
+        serde_json::Value::Array(items) => items.iter().any(has_template),
+        serde_json::Value::Object(map) => map.values().any(has_template),
+        _ => false,
+    }
+}
+
 /// A path a template reads, with the 1-based line and column where it
 /// appears in the template text.
 #[derive(Clone, Debug, PartialEq, Eq)]

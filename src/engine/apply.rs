@@ -217,6 +217,17 @@ fn engine_started() -> Change {
     }
 }
 
+/// What every step of `record` is told about the upgrade.
+fn upgrade_info(plan: &Plan, state: &Path, record: RecordId) -> Arc<UpgradeInfo> {
+    Arc::new(UpgradeInfo {
+        record: record.0,
+        current_version: plan.upgrade.current_version.clone(),
+        target_version: plan.upgrade.target_version.clone(),
+        record_dir: record_dir(state, record),
+        postgres: plan.settings.postgres.clone(),
+    })
+}
+
 fn engine(
     store: &Arc<SqliteStore>,
     record: RecordId,
@@ -226,13 +237,7 @@ fn engine(
     options: RunOptions,
     decider: Decider,
 ) -> Engine {
-    let info = Arc::new(UpgradeInfo {
-        record: record.0,
-        current_version: plan.upgrade.current_version.clone(),
-        target_version: plan.upgrade.target_version.clone(),
-        record_dir: record_dir(&options.state, record),
-        postgres: plan.settings.postgres.clone(),
-    });
+    let info = upgrade_info(plan, &options.state, record);
     let config = EngineConfig {
         max_parallel: options.max_parallel,
         decider,
@@ -320,7 +325,7 @@ pub async fn resume(
     options
         .reporter
         .line(&format!("resuming record {}", record.id));
-    let recovered = recover(&plan, &options, &store, record.id, &mut state, &interrupted).await;
+    let recovered = recover(&plan, &options, record.id, &mut state, &interrupted).await;
     let mut undecided = Vec::new();
     let mut engine = engine(
         &store,
@@ -436,24 +441,16 @@ fn restore(
 async fn recover(
     plan: &Plan,
     options: &RunOptions,
-    store: &SqliteStore,
     record: RecordId,
     state: &mut RunState,
     interrupted: &[usize],
 ) -> Vec<(usize, Option<Outcome>)> {
     let (reports, _ignored) = tokio::sync::mpsc::unbounded_channel();
     let env = StepEnv {
-        upgrade: Arc::new(UpgradeInfo {
-            record: record.0,
-            current_version: plan.upgrade.current_version.clone(),
-            target_version: plan.upgrade.target_version.clone(),
-            record_dir: record_dir(&options.state, record),
-            postgres: plan.settings.postgres.clone(),
-        }),
+        upgrade: upgrade_info(plan, &options.state, record),
         platform: Arc::clone(&options.platform),
         reports,
     };
-    let _ = store;
     let mut out = Vec::new();
     for &i in interrupted {
         let step = &plan.steps[i];

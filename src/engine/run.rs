@@ -365,7 +365,7 @@ impl Engine {
         // The plan rendered everything but step outputs and stop options;
         // most steps have nothing left, and building the context (which
         // reads every step's outputs) is the costliest part of a start.
-        if !step.with.values().any(has_template) {
+        if !step.with.values().any(crate::template::has_template) {
             return Ok(step.with.clone());
         }
         let context = json!({
@@ -383,7 +383,12 @@ impl Engine {
         let hb = crate::template::registry();
         step.with
             .iter()
-            .map(|(k, v)| Ok((k.clone(), render_strings(&hb, v, &context)?)))
+            .map(|(k, v)| {
+                Ok((
+                    k.clone(),
+                    crate::template::render_value(&hb, v, &context, &|_| true)?,
+                ))
+            })
             .collect()
     }
 
@@ -1025,37 +1030,4 @@ impl std::io::Write for LazyLog {
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.as_mut().map_or(Ok(()), std::io::Write::flush)
     }
-}
-
-fn has_template(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains("{{"),
-        Value::Array(items) => items.iter().any(has_template),
-        Value::Object(map) => map.values().any(has_template),
-        _ => false,
-    }
-}
-
-fn render_strings(
-    hb: &handlebars::Handlebars<'_>,
-    value: &Value,
-    context: &Value,
-) -> Result<Value, String> {
-    Ok(match value {
-        Value::String(s) if s.contains("{{") => {
-            Value::String(crate::template::render(hb, s, context)?)
-        }
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| render_strings(hb, v, context))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), render_strings(hb, v, context)?)))
-                .collect::<Result<_, String>>()?,
-        ),
-        other => other.clone(),
-    })
 }

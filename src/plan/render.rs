@@ -63,7 +63,7 @@ pub fn text(plan: &Plan) -> String {
         let _ = writeln!(out, "\n{}", phase.title());
         for step in steps {
             number += 1;
-            step_lines(&mut out, number, step, plan);
+            step_lines(&mut out, number, step);
         }
     }
     let _ = writeln!(out, "\nCritical path: {}", plan.critical_path.join(" -> "));
@@ -83,7 +83,7 @@ pub fn text(plan: &Plan) -> String {
     out
 }
 
-fn step_lines(out: &mut String, number: usize, step: &PlannedStep, plan: &Plan) {
+fn step_lines(out: &mut String, number: usize, step: &PlannedStep) {
     let _ = writeln!(
         out,
         "  {number:>2}. {:<28} {:<26} ~{:<7} {}",
@@ -149,7 +149,6 @@ fn step_lines(out: &mut String, number: usize, step: &PlannedStep, plan: &Plan) 
         }
         None => {}
     }
-    let _ = plan;
 }
 
 fn stop_lines(out: &mut String, plan: &Plan) {

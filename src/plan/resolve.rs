@@ -478,7 +478,7 @@ fn plan_step(
     };
     let mut with = BTreeMap::new();
     for (key, value) in s.with.iter().flatten() {
-        match render_value(hb, value, context) {
+        match template::render_value(hb, value, context, &rendered_at_plan_time) {
             Ok(v) => with.insert(key.clone(), v),
             Err(why) => {
                 diags.push(
@@ -533,30 +533,10 @@ fn plan_step(
     }
 }
 
-/// Renders the strings in a parameter value. Strings that read step outputs
-/// or stop options are kept as written: they are rendered when the step runs.
-fn render_value(
-    hb: &handlebars::Handlebars<'_>,
-    value: &Value,
-    context: &Value,
-) -> Result<Value, String> {
-    Ok(match value {
-        Value::String(s) if s.contains("{{") && !s.contains("steps.") && !s.contains("stop.") => {
-            Value::String(template::render(hb, s, context)?)
-        }
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| render_value(hb, v, context))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), render_value(hb, v, context)?)))
-                .collect::<Result<_, String>>()?,
-        ),
-        other => other.clone(),
-    })
+/// Templates that read step outputs or stop options are rendered when the
+/// step runs; every other one now.
+fn rendered_at_plan_time(text: &str) -> bool {
+    !text.contains("steps.") && !text.contains("stop.")
 }
 
 fn condition(

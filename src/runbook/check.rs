@@ -519,7 +519,7 @@ fn reference_exists(
                 Ok(())
             }
         }
-        ["steps", other, "outputs", output, ..] => step_output(runbook, step, other, output, ids),
+        ["steps", other, "outputs", output, ..] => step_output(step, other, output, ids),
         ["steps", ..] => missing(
             format!("`{path}` is not a step output"),
             "write `steps.ID.outputs.NAME`".into(),
@@ -537,7 +537,6 @@ fn reference_exists(
 }
 
 fn step_output(
-    runbook: &Runbook,
     step: &RunbookStep,
     other: &str,
     output: &str,
@@ -565,7 +564,7 @@ fn step_output(
             },
         ));
     }
-    if !is_ancestor(runbook, other, &step.step.id, ids) {
+    if !is_ancestor(other, &step.step.id, ids) {
         return Err((
             format!(
                 "step `{}` reads the output of `{other}`, which does not run before it",
@@ -577,13 +576,7 @@ fn step_output(
     Ok(())
 }
 
-fn is_ancestor(
-    runbook: &Runbook,
-    ancestor: &str,
-    of: &str,
-    ids: &HashMap<&str, &RunbookStep>,
-) -> bool {
-    let _ = runbook;
+fn is_ancestor(ancestor: &str, of: &str, ids: &HashMap<&str, &RunbookStep>) -> bool {
     let mut stack = vec![of];
     let mut seen = HashSet::new();
     while let Some(id) = stack.pop() {
