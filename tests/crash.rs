@@ -1,6 +1,7 @@
 //! Crash safety: the runner is killed with SIGKILL at many different
 //! moments and resumed until the upgrade ends. Every step must have run to
-//! completion exactly once (idempotent steps at most twice), and the
+//! completion exactly once (an idempotent step at most once more per kill,
+//! since every kill can land between its effect and its commit), and the
 //! record must end Succeeded.
 
 use std::collections::HashMap;
@@ -137,8 +138,9 @@ fn every_step_runs_exactly_once_across_kills_at_many_moments() {
         for i in 0..STEPS {
             let n = counts.get(&format!("s{i}")).copied().unwrap_or(0);
             if i % 2 == 0 {
+                // Both kills of a schedule may land in the same step.
                 assert!(
-                    (1..=2).contains(&n),
+                    (1..=1 + kills.len()).contains(&n),
                     "idempotent s{i} ran {n} times (kills at {kills:?})"
                 );
             } else {
