@@ -275,6 +275,11 @@ fn plugin(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
         );
         return;
     };
+    if uses.starts_with(crate::plugins::external::PREFIX) {
+        // Checked against the plugin's own description, found on the
+        // plugin path (see `plugins::external::check`).
+        return;
+    }
     let Some(spec) = spec::builtin(uses) else {
         let names = spec::builtins().iter().map(|s| s.name);
         let hint = did_you_mean(
