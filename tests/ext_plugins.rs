@@ -363,3 +363,112 @@ fn apply_refuses_a_plan_whose_plugin_changed() {
         stderr(&out)
     );
 }
+
+#[test]
+fn the_example_upgrade_runs_from_a_copy_of_the_repository_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("examples/plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for file in ["drain", "checksums", "preflight.toml", "upgrade.toml"] {
+        std::fs::copy(
+            repo().join("examples/plugins").join(file),
+            plugins.join(file),
+        )
+        .unwrap();
+    }
+    let out = common::run(
+        dir.path(),
+        &["run", "examples/plugins/upgrade.toml", "--yes"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let note =
+        std::fs::read_to_string(dir.path().join(".runbook/records/1/logs/note.log")).unwrap();
+    assert!(note.contains("stdout: web-1 drained at 20"), "{note}");
+}
+
+/// A runner killed mid-step leaves the plugin's outcome unknown: a step
+/// whose plugin describes itself idempotent is run again on resume; any
+/// other follows `[decisions] interrupted`.
+#[test]
+fn resume_reruns_a_step_whose_plugin_is_idempotent_and_asks_about_others() {
+    let site = Site::new(
+        "[[steps]]\nid = \"call\"\nuses = \"ext:drain\"\nwith = { node = \"n1\", seconds = 3 }\n",
+    );
+    let out = common::run(site.path(), &["plan", "up.toml", "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["steps"][0]["idempotent"], true, "from --describe");
+    let mut run = command(site.path())
+        .args(["run", "up.toml", "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    until("the plugin to start draining", || {
+        site.path()
+            .join(".runbook/records/1/drained-n1")
+            .exists()
+            .then_some(())
+    });
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let resumed = command(site.path())
+        .args(["resume", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    let row = site.step("call");
+    assert_eq!(row.state, StepState::Succeeded);
+    assert_eq!(row.attempt, 2, "run again, not adopted");
+
+    let site = Site::new(
+        "[[steps]]\nid = \"call\"\nuses = \"ext:ignores-stop\"\n\n[[steps]]\nid = \"b\"\nuses = \"exec\"\nneeds = [\"call\"]\nwith = { argv = [\"true\"] }\n",
+    );
+    let mut run = command(site.path())
+        .args(["run", "up.toml", "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = site.pid("ignores-stop.pid");
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let resumed = common::run(site.path(), &["resume", "--yes", "--interrupted", "fail"]);
+    assert_eq!(resumed.status.code(), Some(1), "{}", stderr(&resumed));
+    assert_eq!(site.step("call").state, StepState::Failed);
+    // It outlived the runner (as `exec` children do); end its group.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .ok();
+}
+
+#[test]
+fn a_plugin_that_honours_stop_ends_the_step_stopped_at_once() {
+    let site = Site::new(
+        "[[steps]]\nid = \"call\"\nuses = \"ext:drain\"\nwith = { node = \"n1\", seconds = 600 }\n\n[stop]\nwindows = [{ during = \"call\" }]\n",
+    );
+    let mut run = command(site.path())
+        .args(["run", "up.toml", "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    until("the plugin to start draining", || {
+        site.path()
+            .join(".runbook/records/1/drained-n1")
+            .exists()
+            .then_some(())
+    });
+    let stop = common::run(site.path(), &["stop"]);
+    assert_eq!(stop.status.code(), Some(0), "{}", stderr(&stop));
+    let status = until("the run to end", || run.try_wait().unwrap());
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(site.step("call").state, StepState::Stopped);
+    let log = site.log("call");
+    assert!(
+        log.contains("result: Stopped: drain of n1 interrupted"),
+        "{log}"
+    );
+    assert!(!log.contains("did not stop within"), "{log}");
+}

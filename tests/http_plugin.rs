@@ -298,3 +298,30 @@ fn a_graceful_stop_ends_polling() {
     assert_eq!(status.code(), Some(3));
     assert_eq!(detail(dir.path(), "call").0, StepState::Stopped);
 }
+
+#[test]
+fn validate_reports_malformed_http_parameters_at_their_place() {
+    let dir = site(
+        "127.0.0.1:9".parse().unwrap(),
+        r#"[[steps]]
+id = "call"
+uses = "http"
+with = { url = "{{vars.base}}/x", poll = { interval = "5s", deadlin = "1m" }, assert = { pointer = "status", equals = 1 } }
+"#,
+    );
+    let out = common::run(dir.path(), &["validate", "rb.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("step `call`: `poll` needs `deadline`, a duration such as \"5s\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("rb.toml:12:42"),
+        "the poll table is located: {err}"
+    );
+    assert!(
+        err.contains("`assert.pointer`: `status` is not a JSON pointer (write \"/status\")"),
+        "{err}"
+    );
+}

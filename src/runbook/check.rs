@@ -332,6 +332,13 @@ fn plugin(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
         }
     }
     missing_params(runbook, step, spec, with, diags);
+    if spec.name == "http" {
+        for (key, why) in crate::plugins::http::check_static(with) {
+            let message = format!("step `{id}`: {why}");
+            let hint = spec.param(key).map_or("", |p| p.doc);
+            diags.push(runbook.step_diag(step, &["with", key], message).hint(hint));
+        }
+    }
 }
 
 fn missing_params(

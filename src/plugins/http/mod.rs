@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use crate::plugins::executor::{Executor, Outcome, StepContext};
 use crate::plugins::redact::Redactor;
-pub use params::check_pointer;
 use params::{Body, Request};
+pub use params::{check_pointer, check_static};
 
 /// Answers longer than this are cut: a step checks a status document, it
 /// does not download files.

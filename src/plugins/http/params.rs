@@ -228,6 +228,42 @@ fn poll(value: Option<&Value>) -> Result<Option<Poll>, String> {
     }))
 }
 
+/// Problems `validate` can see in the literal (untemplated) parameters of
+/// an `http` step: `(parameter, message)`.
+pub fn check_static(with: &BTreeMap<String, Value>) -> Vec<(&'static str, String)> {
+    let literal = |key: &str| with.get(key).filter(|v| !crate::template::has_template(v));
+    let mut problems = Vec::new();
+    let mut note = |key: &'static str, result: Result<(), String>| {
+        if let Err(why) = result {
+            problems.push((key, why));
+        }
+    };
+    if let Some(Value::String(url)) = literal("url") {
+        note(
+            "url",
+            reqwest::Url::parse(url)
+                .map(drop)
+                .map_err(|e| format!("`url`: `{url}`: {e}")),
+        );
+    }
+    note(
+        "headers",
+        string_map(literal("headers"), "headers").map(drop),
+    );
+    note(
+        "headers_env",
+        string_map(literal("headers_env"), "headers_env").map(drop),
+    );
+    note(
+        "expect_status",
+        expect_status(literal("expect_status")).map(drop),
+    );
+    note("assert", assertion(literal("assert")).map(drop));
+    note("poll", poll(literal("poll")).map(drop));
+    note("outputs", outputs(literal("outputs")).map(drop));
+    problems
+}
+
 /// A JSON pointer is empty (the whole answer) or starts with `/`.
 pub fn check_pointer(pointer: &str, name: &str) -> Result<(), String> {
     if pointer.is_empty() || pointer.starts_with('/') {
