@@ -472,3 +472,20 @@ fn a_plugin_that_honours_stop_ends_the_step_stopped_at_once() {
     );
     assert!(!log.contains("did not stop within"), "{log}");
 }
+
+#[test]
+fn plugins_lists_the_external_plugins_on_the_path() {
+    let out = command(repo())
+        .arg("plugins")
+        .env("RUNBOOK_PLUGIN_PATH", repo().join("examples/plugins"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\next:drain  ("), "{text}");
+    assert!(
+        text.contains("    - node: string (required) — the node to drain"),
+        "{text}"
+    );
+    assert!(text.contains("    outputs: checksums"), "{text}");
+}

@@ -136,5 +136,8 @@ pub fn plugins() -> u8 {
             out.push_str(&format!("    outputs: {}\n", spec.outputs.join(", ")));
         }
     }
+    // External plugins on RUNBOOK_PLUGIN_PATH, described by themselves.
+    let path = crate::plugins::external::PluginPath::from_env();
+    out.push_str(&crate::plugins::external::listing::listing(&path));
     print_out(&out)
 }

@@ -9,6 +9,7 @@
 
 pub mod check;
 pub mod describe;
+pub mod listing;
 pub mod path;
 pub mod planning;
 pub mod process;

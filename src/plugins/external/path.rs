@@ -41,6 +41,11 @@ impl PluginPath {
         self
     }
 
+    /// The folders, in search order.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
     /// The executable for plugin `name`, or why there is none.
     pub fn find(&self, name: &str) -> Result<PathBuf, String> {
         if !valid_name(name) {
