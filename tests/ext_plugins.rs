@@ -489,3 +489,36 @@ fn plugins_lists_the_external_plugins_on_the_path() {
     );
     assert!(text.contains("    outputs: checksums"), "{text}");
 }
+
+#[test]
+fn validate_checks_references_to_a_plugins_declared_outputs() {
+    let site = Site::new(
+        r#"[[steps]]
+id = "drain"
+uses = "ext:drain"
+with = { node = "n1" }
+
+[[steps]]
+id = "after"
+uses = "exec"
+needs = ["drain"]
+with = { argv = ["echo", "{{steps.drain.outputs.nod}}"] }
+"#,
+    );
+    let out = command(site.path())
+        .args(["validate", "rb.toml"])
+        .env("RUNBOOK_PLUGIN_PATH", repo().join("examples/plugins"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("step `drain` (ext:drain) has no output `nod`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rb.toml:15:27"),
+        "the reference is located: {err}"
+    );
+    assert!(err.contains("its outputs are node, drained_at"), "{err}");
+}

@@ -398,7 +398,11 @@ fn durations(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
 }
 
 /// Every string in `value`, with the path below it.
-fn strings<'a>(value: &'a Value, path: Vec<String>, out: &mut Vec<(Vec<String>, &'a str)>) {
+pub(crate) fn strings<'a>(
+    value: &'a Value,
+    path: Vec<String>,
+    out: &mut Vec<(Vec<String>, &'a str)>,
+) {
     match value {
         Value::String(s) => out.push((path, s)),
         Value::Array(items) => {
@@ -457,7 +461,7 @@ fn templates(
 
 /// Points a diagnostic at the reference inside a template string, when the
 /// string is written in the file as-is (no escapes before it).
-fn narrow_to_reference(diag: &mut Diag, text: &str, reference: &template::Reference) {
+pub(crate) fn narrow_to_reference(diag: &mut Diag, text: &str, reference: &template::Reference) {
     let offset: usize = text
         .split_inclusive('\n')
         .take(reference.line - 1)

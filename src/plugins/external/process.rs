@@ -27,6 +27,9 @@ pub const HANDSHAKE: Duration = Duration::from_secs(10);
 /// Longest accepted line: anything longer is not a protocol message.
 const MAX_LINE: usize = 1 << 20;
 
+/// Bytes of standard error copied into the step log, at most.
+const STDERR_LOG_LIMIT: usize = 64 << 20;
+
 /// Lines of standard error quoted when a plugin dies.
 const STDERR_TAIL: usize = 5;
 
@@ -75,6 +78,7 @@ pub async fn run(launch: &Launch, ctx: &StepContext) -> Outcome {
     };
     let ending = session.converse().await;
     drop(session.stdin.take());
+    let grace_over = matches!(ending, Ending::GraceOver);
     let outcome = match ending {
         Ending::Result(outcome) => outcome,
         Ending::Closed => closed(launch, ctx, &mut child, &mut stderr, &session).await,
@@ -87,11 +91,14 @@ pub async fn run(launch: &Launch, ctx: &StepContext) -> Outcome {
             Outcome::Stopped
         }
     };
-    // A plugin that sent its result has a moment to exit on its own.
-    if tokio::time::timeout(Duration::from_secs(2), child.wait())
-        .await
-        .is_ok()
-    {
+    // A plugin that sent its result has a moment to exit on its own; one
+    // past its stop grace has had its moment.
+    let moment = if grace_over {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(2)
+    };
+    if let Ok(Ok(_)) = tokio::time::timeout(moment, child.wait()).await {
         guard.pgid = None;
     }
     outcome
@@ -153,8 +160,22 @@ fn collect_stderr(child: &mut Child, ctx: &StepContext) -> Stderr {
     if let Some(stderr) = child.stderr.take() {
         let (tail, ctx) = (Arc::clone(&tail), ctx.clone());
         copier = Some(tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr.take(64 << 20)).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
+            let mut reader = BufReader::new(stderr);
+            let mut buf = Vec::new();
+            let mut logged = 0;
+            loop {
+                buf.clear();
+                let mut limited = (&mut reader).take(MAX_LINE as u64);
+                if !matches!(limited.read_until(b'\n', &mut buf).await, Ok(n) if n > 0) {
+                    break;
+                }
+                // Past the limit the pipe is still drained, so a chatty
+                // plugin never blocks on a full pipe, but no longer logged.
+                logged += buf.len();
+                if logged > STDERR_LOG_LIMIT {
+                    continue;
+                }
+                let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
                 ctx.log(format!("stderr: {line}"));
                 if let Ok(mut t) = tail.lock() {
                     if t.len() == STDERR_TAIL {
