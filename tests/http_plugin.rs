@@ -325,3 +325,34 @@ with = { url = "{{vars.base}}/x", poll = { interval = "5s", deadlin = "1m" }, as
         "{err}"
     );
 }
+
+#[test]
+fn validate_checks_references_to_http_outputs() {
+    let dir = site(
+        "127.0.0.1:9".parse().unwrap(),
+        r#"[[steps]]
+id = "call"
+uses = "http"
+with = { url = "{{vars.base}}/x", outputs = { job = "/id" } }
+
+[[steps]]
+id = "after"
+uses = "exec"
+needs = ["call"]
+with = { argv = ["echo", "{{steps.call.outputs.jobs}} {{steps.call.outputs.status}}"] }
+"#,
+    );
+    let out = common::run(dir.path(), &["validate", "rb.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("step `call` (http) has no output `jobs`"),
+        "{err}"
+    );
+    assert!(err.contains("its outputs are status, job"), "{err}");
+    assert_eq!(
+        err.matches("error:").count(),
+        1,
+        "`status` is always there: {err}"
+    );
+}

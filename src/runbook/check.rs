@@ -580,6 +580,9 @@ fn step_output(
             },
         ));
     }
+    if producer.step.uses.as_deref() == Some("http") {
+        http_output(producer, other, output)?;
+    }
     if !is_ancestor(other, &step.step.id, ids) {
         return Err((
             format!(
@@ -590,6 +593,26 @@ fn step_output(
         ));
     }
     Ok(())
+}
+
+/// An `http` step's outputs are `status` and the names in its `outputs` table.
+fn http_output(producer: &RunbookStep, other: &str, output: &str) -> Result<(), (String, String)> {
+    let declared = producer.step.with.as_ref().and_then(|w| w.get("outputs"));
+    let names: Vec<&str> = match declared {
+        Some(Value::Object(map)) => map.keys().map(String::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if output == "status" || names.contains(&output) {
+        return Ok(());
+    }
+    Err((
+        format!("step `{other}` (http) has no output `{output}`"),
+        if names.is_empty() {
+            format!("add `outputs = {{ {output} = \"/json/pointer\" }}` to its `with`")
+        } else {
+            format!("its outputs are status, {}", names.join(", "))
+        },
+    ))
 }
 
 fn is_ancestor(ancestor: &str, of: &str, ids: &HashMap<&str, &RunbookStep>) -> bool {
