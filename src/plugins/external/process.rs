@@ -67,7 +67,15 @@ pub async fn run(launch: &Launch, ctx: &StepContext) -> Outcome {
     ));
     // A plugin that exits at once makes this write fail; its exit status,
     // read below, is the better message.
-    let _ = send(&mut stdin, &start_message(launch, ctx)).await;
+    let message = start_message(launch, ctx);
+    let start = send(&mut stdin, &message);
+    if tokio::time::timeout(HANDSHAKE, start).await.is_err() {
+        return Outcome::failed(format!(
+            "{} did not read its `start` message within {}",
+            launch.uses,
+            crate::duration::format(HANDSHAKE)
+        ));
+    }
     let mut session = Session {
         launch,
         ctx,
@@ -78,7 +86,9 @@ pub async fn run(launch: &Launch, ctx: &StepContext) -> Outcome {
     };
     let ending = session.converse().await;
     drop(session.stdin.take());
-    let grace_over = matches!(ending, Ending::GraceOver);
+    // A plugin that sent its result or closed its output has a moment to
+    // exit on its own; one that misbehaved or outstayed its grace has not.
+    let patient = matches!(ending, Ending::Result(_) | Ending::Closed);
     let outcome = match ending {
         Ending::Result(outcome) => outcome,
         Ending::Closed => closed(launch, ctx, &mut child, &mut stderr, &session).await,
@@ -91,12 +101,10 @@ pub async fn run(launch: &Launch, ctx: &StepContext) -> Outcome {
             Outcome::Stopped
         }
     };
-    // A plugin that sent its result has a moment to exit on its own; one
-    // past its stop grace has had its moment.
-    let moment = if grace_over {
-        Duration::ZERO
-    } else {
+    let moment = if patient {
         Duration::from_secs(2)
+    } else {
+        Duration::ZERO
     };
     if let Ok(Ok(_)) = tokio::time::timeout(moment, child.wait()).await {
         guard.pgid = None;
@@ -261,7 +269,9 @@ impl Session<'_> {
         ));
         self.stop_deadline = Some(Instant::now() + self.launch.grace);
         if let Some(stdin) = self.stdin.as_mut() {
-            let _ = send(stdin, &ToPlugin::Stop {}).await;
+            // A plugin that does not read its input cannot block the stop.
+            let stop = send(stdin, &ToPlugin::Stop {});
+            let _ = tokio::time::timeout(self.launch.grace, stop).await;
         }
     }
 

@@ -27,25 +27,26 @@ const MAX_BODY: usize = 4 * 1024 * 1024;
 const QUOTE: usize = 200;
 
 /// The `http` plugin.
+#[derive(Default)]
 pub struct Http {
-    client: Result<reqwest::Client, String>,
-}
-
-impl Default for Http {
-    fn default() -> Http {
-        Http::new()
-    }
+    // Made on first use: setting up TLS roots takes a while, and most
+    // upgrades start without any `http` step.
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl Http {
     /// A plugin with its own connection pool.
     pub fn new() -> Http {
-        Http {
-            client: reqwest::Client::builder()
+        Http::default()
+    }
+
+    fn client(&self) -> &Result<reqwest::Client, String> {
+        self.client.get_or_init(|| {
+            reqwest::Client::builder()
                 .user_agent(concat!("runbook/", env!("CARGO_PKG_VERSION")))
                 .build()
-                .map_err(|e| format!("cannot set up the HTTP client: {e}")),
-        }
+                .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+        })
     }
 }
 
@@ -62,7 +63,7 @@ enum Verdict {
 #[async_trait::async_trait]
 impl Executor for Http {
     async fn run(&self, ctx: &StepContext) -> Outcome {
-        let client = match &self.client {
+        let client = match self.client() {
             Ok(c) => c,
             Err(why) => return Outcome::failed(why.clone()),
         };
