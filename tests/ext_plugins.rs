@@ -171,6 +171,20 @@ fn a_plugin_that_exits_early_fails_with_its_status_and_stderr() {
 }
 
 #[test]
+fn a_plugin_that_crashes_fails_naming_the_signal() {
+    let site = Site::new("[[steps]]\nid = \"call\"\nuses = \"ext:crashes\"\n");
+    let detail = failure(&site, "call");
+    assert!(
+        detail.starts_with("ext:crashes was killed by signal 11 before sending a result"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("about to dereference a null pointer"),
+        "{detail}"
+    );
+}
+
+#[test]
 fn a_plugin_that_prints_garbage_fails_quoting_the_line() {
     let site = Site::new("[[steps]]\nid = \"call\"\nuses = \"ext:garbage\"\n");
     let detail = failure(&site, "call");
@@ -318,7 +332,12 @@ with = { count = "{{vars.count}}", target = "green" }
     );
     let out = site.run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(site.journal().contains(r#""count":4"#));
+    let journal = site.journal();
+    assert!(journal.contains(r#""count":4"#), "{journal}");
+    assert!(
+        journal.contains(r#""seen":{"by":"output message"}"#),
+        "`output` messages merge with the result's outputs: {journal}"
+    );
 }
 
 #[test]

@@ -53,6 +53,13 @@ fn server() -> (SocketAddr, Arc<Seen>) {
                     "/never",
                     get(|| async { Json(json!({"state": "running"})) }),
                 )
+                .route(
+                    "/slow",
+                    get(|| async {
+                        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                        "late"
+                    }),
+                )
                 .with_state(state);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
@@ -269,6 +276,23 @@ fn a_missing_output_and_a_refused_connection_are_clear_failures() {
     );
     assert!(
         detail.starts_with(&format!("GET http://{closed}/health: ")),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("Connection refused"),
+        "the cause is named: {detail}"
+    );
+}
+
+#[test]
+fn a_slow_answer_is_bounded_by_the_request_timeout() {
+    let (addr, _) = server();
+    let detail = failure(
+        addr,
+        "[[steps]]\nid = \"call\"\nuses = \"http\"\nwith = { url = \"{{vars.base}}/slow\", request_timeout = \"300ms\" }\n",
+    );
+    assert!(
+        detail == format!("GET http://{addr}/slow: no answer within the request timeout of 300ms"),
         "{detail}"
     );
 }

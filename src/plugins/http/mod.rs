@@ -125,7 +125,7 @@ async fn once(
     };
     let response = match answer {
         Ok(r) => r,
-        Err(e) => return Verdict::NotYet(format!("{}: {}", request.line(), e.without_url())),
+        Err(e) => return Verdict::NotYet(format!("{}: {}", request.line(), why(e, request))),
     };
     let status = response.status();
     let text = match read_body(response).await {
@@ -175,6 +175,25 @@ fn build(client: &reqwest::Client, request: &Request) -> Result<reqwest::Request
         None => builder,
     };
     Ok(builder)
+}
+
+/// What went wrong with a request, with its causes (reqwest's own message
+/// alone says only "error sending request").
+fn why(e: reqwest::Error, request: &Request) -> String {
+    if e.is_timeout() {
+        return format!(
+            "no answer within the request timeout of {:?}",
+            request.request_timeout
+        );
+    }
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }
 
 async fn read_body(mut response: reqwest::Response) -> Result<String, reqwest::Error> {
