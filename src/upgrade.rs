@@ -54,6 +54,20 @@ pub struct UpgradeFile {
     /// The PostgreSQL server holding the metadata databases (for backups).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<PostgresConfig>,
+    /// Where `ext:` plugins are found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugins: Option<PluginsConfig>,
+}
+
+/// The external plugins section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Folders searched for `uses = "ext:NAME"`, in order, before those of
+    /// RUNBOOK_PLUGIN_PATH; relative ones from this file's folder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<String>,
 }
 
 /// What to do on resume with a non-idempotent step that was running when the process died.

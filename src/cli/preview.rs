@@ -27,6 +27,8 @@ pub enum SchemaKind {
     Runbook,
     /// Upgrade files.
     Upgrade,
+    /// The external-plugin protocol's messages.
+    PluginProtocol,
 }
 
 /// Prints diagnostics; bad input.
@@ -101,6 +103,7 @@ pub fn schema(which: SchemaKind, output: Option<&Path>) -> u8 {
     let schema = match which {
         SchemaKind::Runbook => crate::schema::runbook(),
         SchemaKind::Upgrade => crate::schema::upgrade(),
+        SchemaKind::PluginProtocol => crate::plugins::external::protocol::schema(),
     };
     let text = crate::schema::to_text(&schema);
     match output {
@@ -133,5 +136,8 @@ pub fn plugins() -> u8 {
             out.push_str(&format!("    outputs: {}\n", spec.outputs.join(", ")));
         }
     }
+    // External plugins on RUNBOOK_PLUGIN_PATH, described by themselves.
+    let path = crate::plugins::external::PluginPath::from_env();
+    out.push_str(&crate::plugins::external::listing::listing(&path));
     print_out(&out)
 }

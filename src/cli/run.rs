@@ -122,10 +122,11 @@ pub fn apply_file(path: &Path, flags: &RunFlags) -> u8 {
 
 fn apply_plan(plan: Plan, flags: &RunFlags) -> u8 {
     let store = plan.settings.store.as_ref().and_then(|s| s.path.clone());
-    let options = match options(store.as_deref(), flags, &plan.settings.platform) {
+    let mut options = match options(store.as_deref(), flags, &plan.settings.platform) {
         Ok(o) => o,
         Err(code) => return code,
     };
+    register_external(&mut options, &plan);
     let state = options.state.clone();
     finish(block_on(apply::apply(plan, options)), &state)
 }
@@ -133,25 +134,35 @@ fn apply_plan(plan: Plan, flags: &RunFlags) -> u8 {
 /// `runbook resume [RECORD]`.
 pub fn resume(record: Option<i64>, flags: &RunFlags) -> u8 {
     let state = crate::cli::state_path(flags.state.as_deref());
-    let platform = match crate::store::SqliteStore::open(&state).ok().and_then(|s| {
+    let plan = crate::store::SqliteStore::open(&state).ok().and_then(|s| {
         let id = record
             .map(RecordId)
             .or_else(|| s.active().ok().flatten().map(|r| r.id))?;
         serde_json::from_str::<Plan>(&s.plan_json(id).ok()?).ok()
-    }) {
-        Some(plan) => plan.settings.platform,
-        None => None,
-    };
+    });
+    let platform = plan.as_ref().and_then(|p| p.settings.platform.clone());
     let mut flags = flags.clone();
     flags.state = Some(state.clone());
-    let options = match options(None, &flags, &platform) {
+    let mut options = match options(None, &flags, &platform) {
         Ok(o) => o,
         Err(code) => return code,
     };
+    if let Some(plan) = &plan {
+        register_external(&mut options, plan);
+    }
     finish(
         block_on(apply::resume(record.map(RecordId), options)),
         &state,
     )
+}
+
+/// The plan's `ext:` plugins, next to the built-in ones.
+fn register_external(options: &mut RunOptions, plan: &Plan) {
+    crate::plugins::external::register(
+        &mut options.registry,
+        &plan.settings.plugins,
+        &plan.upgrade.mode.to_string(),
+    );
 }
 
 fn finish(result: Result<(RecordId, Ending), RunError>, state: &Path) -> u8 {

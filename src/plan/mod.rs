@@ -76,6 +76,9 @@ pub struct PlanSettings {
     /// PostgreSQL for backups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<crate::upgrade::PostgresConfig>,
+    /// The external plugins: `ext:NAME` → the executable planned.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub plugins: BTreeMap<String, String>,
 }
 
 /// One file the plan was made from.

@@ -14,6 +14,7 @@ use crate::plan::{
     PLAN_FORMAT, Plan, PlanForceStop, PlanRunbook, PlanSource, PlanStop, PlanUpgrade, PlannedStep,
     SkipReason, StopWindowPlan,
 };
+use crate::plugins::external::PluginPath;
 use crate::runbook::model::{InputType, Phase, Skippable};
 use crate::runbook::{self, Runbook, RunbookStep};
 use crate::source::DocPath;
@@ -39,13 +40,20 @@ pub struct PlanContext<'a> {
 /// Loads the upgrade file at `path`, its runbook and overlays, and plans.
 pub fn plan(path: &Path, ctx: &PlanContext<'_>) -> Result<Plan, Diags> {
     let upgrade = Upgrade::load(path)?;
-    let runbook = runbook::load_with_site(
+    let runbook = runbook::load_with_plugins(
         &upgrade.file.runbook,
         upgrade.file.site.as_deref(),
         &upgrade.dir,
+        &plugin_path(&upgrade),
     )
     .map_err(|d| at_runbook_ref(&upgrade, d))?;
     plan_runbook(&runbook, &upgrade, ctx)
+}
+
+/// The plugin path the upgrade file configures (then RUNBOOK_PLUGIN_PATH).
+fn plugin_path(upgrade: &Upgrade) -> PluginPath {
+    let dirs = upgrade.file.plugins.as_ref().map(|p| p.path.as_slice());
+    PluginPath::configured(dirs.unwrap_or_default(), &upgrade.dir)
 }
 
 /// A base that cannot be found is reported at the upgrade file's `runbook`.
@@ -126,13 +134,22 @@ pub fn plan_runbook(
     }
     handlers.sort_by_key(|h| runbook.stop.on_stop.iter().position(|id| *id == h.id));
     let announcement = announcement(runbook, &hb, &context, &mut diags);
+    let external = crate::plugins::external::planning::pin(
+        runbook,
+        &plugin_path(upgrade),
+        steps.iter_mut().chain(handlers.iter_mut()),
+        &mut diags,
+    );
     diags.into_result(())?;
     let (steps, critical_path, estimated_seconds) = schedule(steps);
     let stop = plan_stop(runbook, upgrade);
     Ok(Plan {
         format: PLAN_FORMAT,
         digest: String::new(),
-        sources: sources(runbook, upgrade),
+        sources: sources(runbook, upgrade)
+            .into_iter()
+            .chain(external.sources)
+            .collect(),
         runbook: PlanRunbook {
             name: runbook.name.clone(),
             version: runbook.version.clone(),
@@ -163,7 +180,10 @@ pub fn plan_runbook(
         critical_path,
         estimated_seconds,
         announcement,
-        settings: settings(upgrade),
+        settings: crate::plan::PlanSettings {
+            plugins: external.executables,
+            ..settings(upgrade)
+        },
     }
     .with_digest())
 }
@@ -184,6 +204,7 @@ fn settings(upgrade: &Upgrade) -> crate::plan::PlanSettings {
         platform,
         store,
         postgres: upgrade.file.postgres.clone(),
+        plugins: BTreeMap::new(),
     }
 }
 
@@ -796,11 +817,12 @@ pub fn check_sources(plan: &Plan) -> Result<(), Vec<String>> {
             .iter()
             .find(|s| s.path == source.path)
         {
-            Some(shipped) => Ok(shipped.text.to_owned()),
-            None => std::fs::read_to_string(&source.path),
+            Some(shipped) => Ok(shipped.text.as_bytes().to_vec()),
+            // Bytes, not text: a plugin may be a compiled program.
+            None => std::fs::read(&source.path),
         };
         match current {
-            Ok(text) if format!("{:x}", Sha256::digest(text.as_bytes())) == source.sha256 => {}
+            Ok(bytes) if format!("{:x}", Sha256::digest(&bytes)) == source.sha256 => {}
             Ok(_) => problems.push(format!(
                 "{} ({}) changed since the plan was made",
                 source.path, source.role

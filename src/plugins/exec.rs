@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::plugins::executor::{Executor, Outcome, StepContext};
+use crate::plugins::process_group::GroupGuard;
 
 /// The `exec` plugin.
 pub struct Exec;
@@ -76,24 +77,7 @@ fn success_codes(ctx: &StepContext) -> Vec<i64> {
 }
 
 /// How long a stopped program may take to end after SIGTERM.
-const STOP_GRACE: Duration = Duration::from_secs(10);
-
-/// Kills the child's whole process group when the step's future is
-/// dropped (force-stop or timeout) before the child has ended.
-struct GroupGuard {
-    pgid: Option<i32>,
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.pgid {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pgid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
 
 impl Exec {
     fn outcome(ctx: &StepContext, receipt: &Receipt, code: i32) -> Outcome {
@@ -188,7 +172,7 @@ impl Exec {
                 // grace period, the guard's SIGKILL.
                 ctx.log(format!("stop requested: sending SIGTERM, SIGKILL after {}s", STOP_GRACE.as_secs()));
                 if let Some(pgid) = guard.pgid {
-                    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGTERM);
+                    crate::plugins::process_group::signal(pgid, nix::sys::signal::Signal::SIGTERM);
                 }
                 let _ = tokio::time::timeout(STOP_GRACE, child.wait()).await;
                 return Outcome::Stopped;

@@ -6,9 +6,13 @@
 
 pub mod exec;
 pub mod executor;
+pub mod external;
 pub mod gate;
+pub mod http;
 pub mod platform;
 pub mod postgres_backup;
+pub mod process_group;
+pub mod redact;
 pub mod registry;
 pub mod spec;
 pub mod wait;

@@ -203,6 +203,18 @@ static BUILTINS: &[PluginSpec] = &[
             ),
             p("url", ParamKind::String, true, "the URL"),
             p("headers", Object, false, "request headers"),
+            p(
+                "headers_env",
+                Object,
+                false,
+                "header name -> environment variable holding its value (secret: never logged)",
+            ),
+            p(
+                "bearer_env",
+                ParamKind::String,
+                false,
+                "environment variable holding a bearer token for `Authorization` (never logged)",
+            ),
             p("body", Any, false, "JSON (a table) or text body"),
             p(
                 "expect_status",
@@ -226,7 +238,13 @@ static BUILTINS: &[PluginSpec] = &[
                 "outputs",
                 Object,
                 false,
-                "output name -> JSON pointer into the response",
+                "output name -> JSON pointer into the response (`status` is always set)",
+            ),
+            p(
+                "request_timeout",
+                Duration,
+                false,
+                "limit for one request (default 30s)",
             ),
         ],
         outputs: &["*"],

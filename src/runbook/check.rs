@@ -275,6 +275,11 @@ fn plugin(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
         );
         return;
     };
+    if uses.starts_with(crate::plugins::external::PREFIX) {
+        // Checked against the plugin's own description, found on the
+        // plugin path (see `plugins::external::check`).
+        return;
+    }
     let Some(spec) = spec::builtin(uses) else {
         let names = spec::builtins().iter().map(|s| s.name);
         let hint = did_you_mean(
@@ -327,6 +332,13 @@ fn plugin(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
         }
     }
     missing_params(runbook, step, spec, with, diags);
+    if spec.name == "http" {
+        for (key, why) in crate::plugins::http::check_static(with) {
+            let message = format!("step `{id}`: {why}");
+            let hint = spec.param(key).map_or("", |p| p.doc);
+            diags.push(runbook.step_diag(step, &["with", key], message).hint(hint));
+        }
+    }
 }
 
 fn missing_params(
@@ -386,7 +398,11 @@ fn durations(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
 }
 
 /// Every string in `value`, with the path below it.
-fn strings<'a>(value: &'a Value, path: Vec<String>, out: &mut Vec<(Vec<String>, &'a str)>) {
+pub(crate) fn strings<'a>(
+    value: &'a Value,
+    path: Vec<String>,
+    out: &mut Vec<(Vec<String>, &'a str)>,
+) {
     match value {
         Value::String(s) => out.push((path, s)),
         Value::Array(items) => {
@@ -445,7 +461,7 @@ fn templates(
 
 /// Points a diagnostic at the reference inside a template string, when the
 /// string is written in the file as-is (no escapes before it).
-fn narrow_to_reference(diag: &mut Diag, text: &str, reference: &template::Reference) {
+pub(crate) fn narrow_to_reference(diag: &mut Diag, text: &str, reference: &template::Reference) {
     let offset: usize = text
         .split_inclusive('\n')
         .take(reference.line - 1)
@@ -564,6 +580,9 @@ fn step_output(
             },
         ));
     }
+    if producer.step.uses.as_deref() == Some("http") {
+        http_output(producer, other, output)?;
+    }
     if !is_ancestor(other, &step.step.id, ids) {
         return Err((
             format!(
@@ -574,6 +593,26 @@ fn step_output(
         ));
     }
     Ok(())
+}
+
+/// An `http` step's outputs are `status` and the names in its `outputs` table.
+fn http_output(producer: &RunbookStep, other: &str, output: &str) -> Result<(), (String, String)> {
+    let declared = producer.step.with.as_ref().and_then(|w| w.get("outputs"));
+    let names: Vec<&str> = match declared {
+        Some(Value::Object(map)) => map.keys().map(String::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if output == "status" || names.contains(&output) {
+        return Ok(());
+    }
+    Err((
+        format!("step `{other}` (http) has no output `{output}`"),
+        if names.is_empty() {
+            format!("add `outputs = {{ {output} = \"/json/pointer\" }}` to its `with`")
+        } else {
+            format!("its outputs are status, {}", names.join(", "))
+        },
+    ))
 }
 
 fn is_ancestor(ancestor: &str, of: &str, ids: &HashMap<&str, &RunbookStep>) -> bool {

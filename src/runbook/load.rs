@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::diag::{Diag, Diags, SourceFile};
+use crate::plugins::external::PluginPath;
 use crate::runbook::model::RunbookFile;
 use crate::runbook::resolved::{Layer, Runbook};
 use crate::runbook::{check, overlay, shipped};
@@ -57,6 +58,16 @@ pub fn load_with_site(
     site: Option<&str>,
     base_dir: &Path,
 ) -> Result<Runbook, Diags> {
+    load_with_plugins(reference, site, base_dir, &PluginPath::from_env())
+}
+
+/// Like [`load_with_site`], finding `ext:` plugins on `plugins`.
+pub fn load_with_plugins(
+    reference: &str,
+    site: Option<&str>,
+    base_dir: &Path,
+    plugins: &PluginPath,
+) -> Result<Runbook, Diags> {
     let mut diags = Diags::default();
     let top = match site {
         Some(site) => RunbookRef::parse(site, base_dir),
@@ -67,6 +78,7 @@ pub fn load_with_site(
     layers.reverse();
     let runbook = overlay::merge(layers, &mut diags);
     check::check(&runbook, &mut diags);
+    crate::plugins::external::check::check(&runbook, plugins, &mut diags);
     diags.into_result(runbook)
 }
 

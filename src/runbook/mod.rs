@@ -7,5 +7,5 @@ pub mod overlay;
 pub mod resolved;
 pub mod shipped;
 
-pub use load::{load, load_with_site};
+pub use load::{load, load_with_plugins, load_with_site};
 pub use resolved::{Runbook, RunbookStep};
