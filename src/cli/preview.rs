@@ -27,6 +27,8 @@ pub enum SchemaKind {
     Runbook,
     /// Upgrade files.
     Upgrade,
+    /// The platform REST API (OpenAPI 3.1, YAML).
+    PlatformApi,
 }
 
 /// Prints diagnostics; bad input.
@@ -98,11 +100,14 @@ pub fn plan_cmd(upgrade: &Path, format: Format, output: Option<&Path>) -> u8 {
 
 /// `runbook schema`.
 pub fn schema(which: SchemaKind, output: Option<&Path>) -> u8 {
-    let schema = match which {
-        SchemaKind::Runbook => crate::schema::runbook(),
-        SchemaKind::Upgrade => crate::schema::upgrade(),
+    let text = match which {
+        SchemaKind::Runbook => crate::schema::to_text(&crate::schema::runbook()),
+        SchemaKind::Upgrade => crate::schema::to_text(&crate::schema::upgrade()),
+        SchemaKind::PlatformApi => {
+            let api = crate::platform::http::openapi::document();
+            crate::platform::http::openapi::to_yaml(&api)
+        }
     };
-    let text = crate::schema::to_text(&schema);
     match output {
         Some(path) => match crate::fsutil::write_atomic(path, text.as_bytes()) {
             Ok(()) => exit::OK,
