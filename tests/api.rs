@@ -69,22 +69,47 @@ fn client(url: &str, token: &str) -> HttpPlatform {
 async fn every_read_answers_what_the_simulator_answers_in_process() {
     let api = api(settings(vec![])).await;
     let (sim, http) = (&api.sim, &api.client);
-    assert_eq!(http.installed_version().await, sim.installed_version().await);
+    assert_eq!(
+        http.installed_version().await,
+        sim.installed_version().await
+    );
     assert_eq!(http.maintenance().await, sim.maintenance().await);
     assert_eq!(http.switches().await, sim.switches().await);
-    for list in [InstanceList::Running, InstanceList::Waiting, InstanceList::Finished] {
+    for list in [
+        InstanceList::Running,
+        InstanceList::Waiting,
+        InstanceList::Finished,
+    ] {
         assert_eq!(http.instances(list).await, sim.instances(list).await);
     }
-    assert_eq!(http.stopped_instances().await, sim.stopped_instances().await);
+    assert_eq!(
+        http.stopped_instances().await,
+        sim.stopped_instances().await
+    );
     assert_eq!(http.services().await, sim.services().await);
     let service = sim.services().await.unwrap()[0].name.clone();
-    assert_eq!(http.service_log(&service).await, sim.service_log(&service).await);
-    assert_eq!(http.metadata_databases().await, sim.metadata_databases().await);
-    assert_eq!(http.data_update_tasks().await, sim.data_update_tasks().await);
+    assert_eq!(
+        http.service_log(&service).await,
+        sim.service_log(&service).await
+    );
+    assert_eq!(
+        http.metadata_databases().await,
+        sim.metadata_databases().await
+    );
+    assert_eq!(
+        http.data_update_tasks().await,
+        sim.data_update_tasks().await
+    );
     let task = sim.data_update_tasks().await.unwrap()[0].name.clone();
-    assert_eq!(http.data_update_log(&task).await, sim.data_update_log(&task).await);
+    assert_eq!(
+        http.data_update_log(&task).await,
+        sim.data_update_log(&task).await
+    );
     assert_eq!(http.recent_instances().await, sim.recent_instances().await);
-    assert_eq!(http.seven_day_average().await, sim.seven_day_average().await);
+    assert_eq!(
+        http.seven_day_average().await,
+        sim.seven_day_average().await
+    );
     let yesterday = sim.today().yesterday().unwrap();
     for filter in [
         InstanceFilter::default(),
@@ -152,7 +177,10 @@ async fn refusals_read_over_http_exactly_as_in_process() {
     assert_eq!(over_http.kind, PlatformErrorKind::Refused);
     // A missing thing.
     let over_http = http.restart_service("no-such-service").await.unwrap_err();
-    assert_eq!(over_http, sim.restart_service("no-such-service").await.unwrap_err());
+    assert_eq!(
+        over_http,
+        sim.restart_service("no-such-service").await.unwrap_err()
+    );
     assert_eq!(over_http.kind, PlatformErrorKind::NotFound);
     // A failed application upgrade holds maintenance mode.
     http.enter_maintenance("upgrading").await.unwrap();
@@ -182,7 +210,10 @@ async fn time_passes_over_http_as_in_process() {
     api.client.wait(Duration::from_secs(3600)).await.unwrap();
     let after = api.sim.now().await.unwrap();
     let passed = before.duration_until(after);
-    assert!(passed >= jiff::SignedDuration::from_secs(3600), "{passed:?}");
+    assert!(
+        passed >= jiff::SignedDuration::from_secs(3600),
+        "{passed:?}"
+    );
     assert!(passed < jiff::SignedDuration::from_secs(3660), "{passed:?}");
 }
 
@@ -194,11 +225,19 @@ async fn a_wrong_token_is_refused_with_a_message_that_does_not_repeat_it() {
         .installed_version()
         .await
         .unwrap_err();
-    assert!(e.message.contains("refused the token from $TEST_TOKEN"), "{e}");
+    assert!(
+        e.message.contains("refused the token from $TEST_TOKEN"),
+        "{e}"
+    );
     assert!(e.message.contains("401"), "{e}");
-    assert!(!e.message.contains(wrong) && !e.message.contains(TOKEN), "{e}");
+    assert!(
+        !e.message.contains(wrong) && !e.message.contains(TOKEN),
+        "{e}"
+    );
     // Without any token: 401 with a JSON body and a challenge.
-    let raw = reqwest::get(format!("{}/v1/version", api.url)).await.unwrap();
+    let raw = reqwest::get(format!("{}/v1/version", api.url))
+        .await
+        .unwrap();
     assert_eq!(raw.status(), 401);
     assert_eq!(raw.headers()["www-authenticate"], "Bearer");
     let body: serde_json::Value = raw.json().await.unwrap();
@@ -229,16 +268,24 @@ async fn a_repeated_idempotency_key_gets_the_first_answer_without_acting_twice()
     let first: serde_json::Value = send("k-1").await.unwrap().json().await.unwrap();
     let again: serde_json::Value = send("k-1").await.unwrap().json().await.unwrap();
     assert_eq!(first, again);
-    assert!(first.as_array().unwrap().iter().all(|r| r["outcome"] != "ignored"), "{first}");
+    assert!(
+        first
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["outcome"] != "ignored"),
+        "{first}"
+    );
     // A new key is a new request: the instances are no longer running.
     let other: serde_json::Value = send("k-2").await.unwrap().json().await.unwrap();
     assert_ne!(first, other, "{other}");
     let stopped = api.sim.stopped_instances().await.unwrap();
-    let first_outcomes: Vec<InstanceOutcome> = serde_json::from_value::<Vec<runbook::platform::model::InstanceResult>>(first)
-        .unwrap()
-        .into_iter()
-        .map(|r| r.outcome)
-        .collect();
+    let first_outcomes: Vec<InstanceOutcome> =
+        serde_json::from_value::<Vec<runbook::platform::model::InstanceResult>>(first)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.outcome)
+            .collect();
     let newly_stopped = first_outcomes
         .iter()
         .filter(|o| **o == InstanceOutcome::Stopped)
@@ -252,12 +299,20 @@ async fn malformed_requests_get_a_400_with_a_json_error() {
     let api = api(settings(vec![])).await;
     let http = reqwest::Client::new();
     for (method, path, body) in [
-        ("PUT", "/v1/switches/staging/schedule", r#"{"enabled":true}"#),
+        (
+            "PUT",
+            "/v1/switches/staging/schedule",
+            r#"{"enabled":true}"#,
+        ),
         ("POST", "/v1/clock/wait", r#"{"seconds":-5}"#),
         ("POST", "/v1/clock/wait", r#"{"seconds":"soon"}"#),
         ("POST", "/v1/instances/force-stop", r#"{"ids":[-1]}"#),
         ("GET", "/v1/instances?list=everything", ""),
-        ("GET", "/v1/verification/status-distribution?data_timestamp=yesterday", ""),
+        (
+            "GET",
+            "/v1/verification/status-distribution?data_timestamp=yesterday",
+            "",
+        ),
     ] {
         let answer = http
             .request(method.parse().unwrap(), format!("{}{path}", api.url))

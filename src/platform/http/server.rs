@@ -231,7 +231,13 @@ async fn authorize(State(app): State<App>, request: Request, next: Next) -> Resp
     match offered {
         Some(token) if app.token.matches(token.trim()) => next.run(request).await,
         Some(_) => {
-            tracing::warn!(path = %request.uri().path(), "refused a request with the wrong token");
+            // The operator of `sim serve` must see someone knocking with a
+            // wrong token; what they offered is never printed.
+            eprintln!(
+                "refused a request with the wrong token: {} {}",
+                request.method(),
+                request.uri().path()
+            );
             error(ErrorKind::Unauthorized, "wrong bearer token").into_response()
         }
         None => error(
