@@ -172,3 +172,26 @@ fn zero_downtime_over_http_ends_as_in_process() {
     assert_same("zero-downtime", &a, &b);
     assert_eq!(b.platform["maintenance"]["entered"], false);
 }
+
+#[test]
+fn the_shipped_http_example_runs_against_sim_serve() {
+    let site = Site::new();
+    init_sim(&site, ".runbook/sim.json", None);
+    let served = Served::start(site.dir.path(), &site.path(".runbook/sim.json"));
+    let example = site.path("examples/upgrade-http.toml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    assert!(text.contains("url = \"http://127.0.0.1:8480\""));
+    std::fs::write(&example, text.replace("http://127.0.0.1:8480", &served.url)).unwrap();
+    let env = [("RUNBOOK_PLATFORM_TOKEN", served.token.as_str())];
+    let out = site.run(&["run", "examples/upgrade-http.toml", "--yes"], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = SimPlatform::open(site.path(".runbook/sim.json"))
+        .unwrap()
+        .summary();
+    assert_eq!(summary.installed_version.to_string(), "V5.2.0.01");
+}
