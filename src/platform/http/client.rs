@@ -18,7 +18,7 @@ use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::endpoints::{In, Method, Op};
+use super::endpoints::{Method, Op};
 use super::openapi::IDEMPOTENCY_KEY;
 use super::token::Token;
 use super::wire::{ClockBody, ErrorBody, LinesBody, TextBody, VersionBody};
@@ -142,6 +142,7 @@ impl HttpPlatform {
 
     fn url(&self, op: Op, args: &[&str], query: &[(&str, String)]) -> Url {
         let e = op.endpoint();
+        debug_assert_eq!(args.len(), e.path.matches('{').count(), "{op:?}");
         let mut url = self.base.clone();
         let mut args = args.iter();
         if let Ok(mut segments) = url.path_segments_mut() {
@@ -154,10 +155,6 @@ impl HttpPlatform {
                 }
             }
         }
-        debug_assert_eq!(
-            e.params.iter().filter(|p| p.location == In::Path).count(),
-            args.len() + e.path.matches('{').count()
-        );
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
