@@ -148,8 +148,8 @@ fn a_connection_dropped_mid_step_is_retried_and_the_work_is_done_once() {
                 fault: Fault::Drop,
             },
             Rule {
-                method: "POST",
-                path: "/v1/clock/wait",
+                method: "GET",
+                path: "/v1/services",
                 nth: vec![1],
                 fault: Fault::Drop,
             },
@@ -158,7 +158,7 @@ fn a_connection_dropped_mid_step_is_retried_and_the_work_is_done_once() {
     let upgrade = site.http_upgrade("zero-downtime", &proxy.url, "");
     let out = run_through(&site, &upgrade, &served.token);
     assert_succeeded(&out, "zero-downtime with a dropped connection");
-    assert_eq!(proxy.injected()[0], 1);
+    assert_eq!(proxy.injected(), [1, 1]);
     assert!(
         repeats_share_their_key(&proxy, "/upgrade") >= 1,
         "{:?}",
@@ -323,4 +323,18 @@ fn a_bad_platform_section_points_at_its_line() {
     );
     assert!(stderr.contains("semi-downtime-http.toml:"), "{stderr}");
     assert!(stderr.contains("`soon` is not a duration"), "{stderr}");
+}
+
+#[test]
+fn sim_serve_on_a_reachable_address_needs_allow_remote_and_warns() {
+    let site = Site::new();
+    let sim = init_sim(&site, &[]);
+    let served = Served::start_with(
+        site.dir.path(),
+        &sim,
+        &["--listen", "0.0.0.0:0", "--allow-remote"],
+    );
+    let stderr = served.stop();
+    assert!(stderr.contains("WARNING"), "{stderr}");
+    assert!(stderr.contains("plain HTTP"), "{stderr}");
 }

@@ -43,6 +43,11 @@ pub struct Served {
 impl Served {
     /// Serves the simulator at `state` on a free loopback port.
     pub fn start(dir: &Path, state: &Path) -> Served {
+        Served::start_with(dir, state, &["--listen", "127.0.0.1:0"])
+    }
+
+    /// Serves the simulator at `state` with these extra arguments.
+    pub fn start_with(dir: &Path, state: &Path, args: &[&str]) -> Served {
         let stderr = dir.join(format!(
             "serve-{}.err",
             std::time::SystemTime::now()
@@ -52,8 +57,9 @@ impl Served {
         ));
         let mut child = runbook()
             .current_dir(dir)
-            .args(["sim", "serve", "--listen", "127.0.0.1:0", "--state"])
+            .args(["sim", "serve", "--state"])
             .arg(state)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()))
             .spawn()
