@@ -90,8 +90,20 @@ fn errors_from_a_gateway_are_retried_and_the_upgrade_succeeds() {
         ],
     );
     let upgrade = site.http_upgrade("semi-downtime", &proxy.url, "");
-    let out = run_through(&site, &upgrade, &served.token);
+    // With warnings shown, every retry is logged, and the token is not.
+    let out = site.run(
+        &["run", &upgrade, "--yes", "--events", "jsonl"],
+        &[
+            ("RUNBOOK_PLATFORM_TOKEN", served.token.as_str()),
+            ("RUST_LOG", "warn"),
+        ],
+    );
     assert_succeeded(&out, "semi-downtime through 502/503/504s");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("retrying"), "{stderr}");
+    assert!(stderr.contains("503 Service Unavailable"), "{stderr}");
+    assert!(!stderr.contains(&served.token));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&served.token));
     assert!(
         proxy.injected().iter().all(|&n| n > 0),
         "{:?}",
