@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod endpoints;
 pub mod openapi;
+mod routes;
 pub mod server;
 pub mod token;
 pub mod wire;
