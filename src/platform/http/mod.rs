@@ -6,6 +6,7 @@
 //! request and response bodies that are not model types.
 
 pub mod client;
+mod client_ops;
 pub mod config;
 pub mod endpoints;
 pub mod openapi;
