@@ -512,6 +512,29 @@ fn task_post(
 mod tests {
     use super::*;
 
+    /// A method added to the `Platform` trait must become an endpoint too:
+    /// the trait's source is read, so this fails until it is.
+    #[test]
+    fn every_trait_method_is_an_endpoint() {
+        let trait_source = include_str!("../api.rs");
+        let methods: Vec<&str> = trait_source
+            .split("async fn ")
+            .skip(1)
+            .filter_map(|rest| rest.split('(').next())
+            .collect();
+        assert!(methods.len() >= 31, "{methods:?}");
+        let ids: Vec<&str> = Op::ALL.iter().map(|op| op.endpoint().id).collect();
+        for method in &methods {
+            assert!(
+                ids.contains(method),
+                "`Platform::{method}` has no endpoint: add it to `Op` (endpoints.rs), its route \
+                 (routes.rs) and its request (client_ops.rs), then regenerate \
+                 schemas/platform-api.yaml"
+            );
+        }
+        assert_eq!(ids.len(), methods.len(), "{ids:?} vs {methods:?}");
+    }
+
     #[test]
     fn every_operation_has_its_own_method_and_path() {
         let mut seen = std::collections::BTreeSet::new();
