@@ -135,9 +135,15 @@ pub struct PlatformConfig {
     /// The API's base URL (http).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// The environment variable holding the API token (never written in the file).
+    /// The environment variable holding the API token (never written in the file; default RUNBOOK_PLATFORM_TOKEN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_env: Option<String>,
+    /// How long one API request may take, e.g. "30s" (http; default 5m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// How many times an API call is tried before a transient failure is reported (http; default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
 }
 
 /// The state store section.
@@ -217,6 +223,7 @@ impl Upgrade {
             &crate::schema::upgrade(),
             &mut diags,
         );
+        crate::platform::http::config::check(&source, file.platform.as_ref(), &mut diags);
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         diags.into_result(Upgrade { file, source, dir })
     }

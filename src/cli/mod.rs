@@ -4,6 +4,7 @@
 pub mod operator;
 pub mod preview;
 pub mod run;
+pub mod serve;
 pub mod sim;
 
 use std::io::Write;

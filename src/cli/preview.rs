@@ -29,6 +29,8 @@ pub enum SchemaKind {
     Upgrade,
     /// The external-plugin protocol's messages.
     PluginProtocol,
+    /// The platform REST API (OpenAPI 3.1, YAML).
+    PlatformApi,
 }
 
 /// Prints diagnostics; bad input.
@@ -100,12 +102,17 @@ pub fn plan_cmd(upgrade: &Path, format: Format, output: Option<&Path>) -> u8 {
 
 /// `runbook schema`.
 pub fn schema(which: SchemaKind, output: Option<&Path>) -> u8 {
-    let schema = match which {
-        SchemaKind::Runbook => crate::schema::runbook(),
-        SchemaKind::Upgrade => crate::schema::upgrade(),
-        SchemaKind::PluginProtocol => crate::plugins::external::protocol::schema(),
+    let text = match which {
+        SchemaKind::Runbook => crate::schema::to_text(&crate::schema::runbook()),
+        SchemaKind::Upgrade => crate::schema::to_text(&crate::schema::upgrade()),
+        SchemaKind::PluginProtocol => {
+            crate::schema::to_text(&crate::plugins::external::protocol::schema())
+        }
+        SchemaKind::PlatformApi => {
+            let api = crate::platform::http::openapi::document();
+            crate::platform::http::openapi::to_yaml(&api)
+        }
     };
-    let text = crate::schema::to_text(&schema);
     match output {
         Some(path) => match crate::fsutil::write_atomic(path, text.as_bytes()) {
             Ok(()) => exit::OK,

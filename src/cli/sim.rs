@@ -60,6 +60,8 @@ pub enum SimCommand {
         #[arg(long = "state", default_value = sim::DEFAULT_STATE)]
         state: PathBuf,
     },
+    /// Serve the platform REST API (schemas/platform-api.yaml) from the simulator.
+    Serve(crate::cli::serve::ServeArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -120,6 +122,7 @@ pub fn sim_cmd(command: SimCommand) -> u8 {
         SimCommand::Reset { state } => {
             sim_show_after(SimPlatform::open(&state).and_then(|sim| sim.reset().map(|()| sim)))
         }
+        SimCommand::Serve(args) => crate::cli::serve::serve(args),
         SimCommand::Advance { by, state } => match crate::duration::parse(&by) {
             Ok(period) => sim_show_after(
                 SimPlatform::open(&state).and_then(|sim| sim.jump(period).map(|()| sim)),

@@ -2,7 +2,17 @@
 
 /// Why a platform operation did not happen, so a plugin can decide whether
 /// to retry, fail, or tell the operator that a rule forbids it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum PlatformErrorKind {
     /// The operation was tried and did not work (a pod that would not

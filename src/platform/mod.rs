@@ -1,12 +1,14 @@
 //! The platform being upgraded, behind one trait.
 //!
 //! `api` is the trait, `model` the data it speaks, `figures` the pure
-//! computations behind the verification page, and `sim` a simulator that
-//! keeps its state in a local JSON file.
+//! computations behind the verification page, `sim` a simulator that
+//! keeps its state in a local JSON file, and `http` the REST API that
+//! serves a platform and the client that drives one through it.
 
 mod api;
 mod error;
 pub mod figures;
+pub mod http;
 pub mod model;
 pub mod sim;
 
@@ -62,9 +64,15 @@ pub fn open(
                 .map(|p| Arc::new(p) as Arc<dyn Platform>)
                 .map_err(|e| PlatformError::unavailable(sim::error_chain(&e)))
         }
-        PlatformKind::Http => Err(PlatformError::of(
-            PlatformErrorKind::Unsupported,
-            "the http platform is not available in this build yet; use kind = \"sim\"",
-        )),
+        PlatformKind::Http => {
+            let client = http::HttpPlatform::new(http::config::settings(config)?)?;
+            if client.sends_token_in_clear() {
+                eprintln!(
+                    "warning: the platform token is sent unencrypted to {}; use https:// for a platform on another machine",
+                    config.url.as_deref().unwrap_or_default()
+                );
+            }
+            Ok(Arc::new(client))
+        }
     }
 }

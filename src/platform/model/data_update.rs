@@ -6,7 +6,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// A data-update task's state, in the platform's words.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DataUpdateStatus {
     /// Not run yet.
@@ -53,7 +55,9 @@ impl fmt::Display for DataUpdateStatus {
 }
 
 /// Asset Refresh Details: asset metadata is upgraded by messages.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct AssetRefresh {
     /// Messages reported by the applications in the initial stage.
     pub total: u64,
@@ -66,7 +70,9 @@ pub struct AssetRefresh {
 }
 
 /// Metadata acquisition progress, as its log reports it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct MetadataAcquisition {
     /// Workflows in all.
     pub total_workflows: u64,
@@ -75,7 +81,7 @@ pub struct MetadataAcquisition {
 }
 
 /// The details some tasks report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum DataUpdateDetails {
     /// An asset refresh task.
@@ -85,7 +91,7 @@ pub enum DataUpdateDetails {
 }
 
 /// One data-update task.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DataUpdateTask {
     /// Its name (`asset-refresh`).
     pub name: String,
@@ -103,9 +109,11 @@ pub struct DataUpdateTask {
     pub runs: u32,
     /// When its last run started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::formats::timestamp")]
     pub started_at: Option<Timestamp>,
     /// When its last run ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::formats::timestamp")]
     pub finished_at: Option<Timestamp>,
     /// Asset refresh or metadata acquisition details.
     #[serde(default, skip_serializing_if = "Option::is_none")]

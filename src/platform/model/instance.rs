@@ -7,7 +7,19 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// A task instance's id, as the scheduler numbers them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct InstanceId(pub u64);
 
@@ -29,7 +41,19 @@ impl FromStr for InstanceId {
 }
 
 /// The state of one task instance.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum InstanceStatus {
     /// Generated, not started.
@@ -77,7 +101,7 @@ impl fmt::Display for InstanceStatus {
 }
 
 /// Which list of instances to read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum InstanceList {
     /// Running now (the Running Tasks list of the force-stop step).
@@ -89,7 +113,7 @@ pub enum InstanceList {
 }
 
 /// One task instance in a list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskInstance {
     /// Its id.
     pub id: InstanceId,
@@ -100,11 +124,12 @@ pub struct TaskInstance {
     /// Its status.
     pub status: InstanceStatus,
     /// When it last changed state.
+    #[schemars(schema_with = "super::formats::timestamp")]
     pub updated_at: Timestamp,
 }
 
 /// An instance force-stopped during this upgrade (the stopped tasks list).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StoppedInstance {
     /// Its id.
     pub id: InstanceId,
@@ -113,9 +138,11 @@ pub struct StoppedInstance {
     /// The task's name.
     pub task_name: String,
     /// When it was force-stopped.
+    #[schemars(schema_with = "super::formats::timestamp")]
     pub stopped_at: Timestamp,
     /// When it was rerun, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::formats::timestamp")]
     pub rerun_at: Option<Timestamp>,
     /// Why the last rerun did not start, if it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,7 +150,7 @@ pub struct StoppedInstance {
 }
 
 /// What a force-stop or rerun did to one instance.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", tag = "outcome")]
 pub enum InstanceOutcome {
     /// Force-stopped: moved from the running list to the stopped list.
@@ -156,7 +183,7 @@ pub enum InstanceOutcome {
 }
 
 /// The outcome for one instance of a batch.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct InstanceResult {
     /// The instance.
     pub id: InstanceId,

@@ -10,7 +10,19 @@ use serde::{Deserialize, Serialize};
 use crate::version::Version;
 
 /// A Dataphin environment; each has its own schedule and execution switch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Environment {
     /// Development: its schedule switch is off and cannot be turned on.
@@ -53,7 +65,7 @@ impl FromStr for Environment {
 }
 
 /// One of an environment's two switches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Switch {
     /// Dispatch of auto-triggered tasks; running instances are not affected.
@@ -63,7 +75,7 @@ pub enum Switch {
 }
 
 /// The switches of one environment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnvironmentSwitches {
     /// The environment.
     pub environment: Environment,
@@ -74,9 +86,10 @@ pub struct EnvironmentSwitches {
 }
 
 /// The configuration saved when maintenance mode is entered.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SavedConfiguration {
     /// When it was saved.
+    #[schemars(schema_with = "super::formats::timestamp")]
     pub saved_at: Timestamp,
     /// The installed version then.
     pub installed_version: Version,
@@ -87,7 +100,7 @@ pub struct SavedConfiguration {
 }
 
 /// Whether the platform is in upgrade maintenance mode, and since when.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MaintenanceStatus {
     /// In maintenance mode now.
     pub active: bool,
@@ -98,9 +111,11 @@ pub struct MaintenanceStatus {
     pub announcement: Option<String>,
     /// When maintenance mode was last entered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::formats::timestamp")]
     pub entered_at: Option<Timestamp>,
     /// When it was last exited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::formats::timestamp")]
     pub exited_at: Option<Timestamp>,
     /// The configuration saved on entering.
     #[serde(default, skip_serializing_if = "Option::is_none")]

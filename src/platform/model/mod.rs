@@ -3,6 +3,7 @@
 //! the plugins.
 
 mod data_update;
+pub mod formats;
 mod instance;
 mod maintenance;
 mod service;

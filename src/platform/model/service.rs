@@ -9,7 +9,19 @@ use crate::version::Version;
 pub const DATASERVICE_STUDIO: &str = "dataservice-studio";
 
 /// What a service is, which decides its place in the rolling upgrade.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ServiceRole {
     /// DataService Studio's management application: upgraded first.
@@ -36,7 +48,7 @@ impl ServiceRole {
 }
 
 /// The state of one pod.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum PodStatus {
     /// Serving.
@@ -48,7 +60,7 @@ pub enum PodStatus {
 }
 
 /// One pod of a service.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Pod {
     /// Its name.
     pub name: String,
@@ -61,7 +73,7 @@ pub struct Pod {
 }
 
 /// A service's overall state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ServiceStatus {
     /// Every replica runs.
@@ -75,7 +87,7 @@ pub enum ServiceStatus {
 }
 
 /// One application service.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Service {
     /// Its name.
     pub name: String,
@@ -108,7 +120,7 @@ impl Service {
 }
 
 /// In which order a rolling upgrade replaced a service's pods.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RollOrder {
     /// New version started, then the old stopped: no gap.
@@ -120,7 +132,7 @@ pub enum RollOrder {
 }
 
 /// The result of upgrading one service.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServiceUpgrade {
     /// The service.
     pub service: String,
@@ -137,7 +149,9 @@ pub struct ServiceUpgrade {
 /// The backup status of a metadata database, in the platform's words
 /// (serialized as those words, so facts and state files read as the
 /// upgrade manager shows them).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum BackupStatus {
     /// Not started, or reset for a re-backup.
     #[default]
@@ -182,7 +196,7 @@ impl std::fmt::Display for BackupStatus {
 }
 
 /// One of the platform's metadata databases.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MetadataDatabase {
     /// Its name.
     pub name: String,

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::{InstanceId, InstanceStatus};
 
 /// Instance counts by status.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct StatusCounts {
     /// Not run.
     pub not_run: u64,
@@ -69,9 +71,10 @@ impl StatusCounts {
 }
 
 /// The instances of one tenant for one data timestamp.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DayCounts {
     /// The data timestamp.
+    #[schemars(schema_with = "super::formats::date")]
     pub data_timestamp: Date,
     /// The tenant.
     pub tenant: String,
@@ -80,9 +83,10 @@ pub struct DayCounts {
 }
 
 /// One column of the 7-day instance count chart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DayStatusCounts {
     /// The data timestamp.
+    #[schemars(schema_with = "super::formats::date")]
     pub data_timestamp: Date,
     /// Counts by status.
     pub counts: StatusCounts,
@@ -91,7 +95,7 @@ pub struct DayStatusCounts {
 }
 
 /// Recent production instances: the last generation, or none yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", tag = "state")]
 pub enum RecentInstances {
     /// The last generation made `count` instances for `data_timestamp`.
@@ -99,6 +103,7 @@ pub enum RecentInstances {
         /// Instances generated.
         count: u64,
         /// Their data timestamp.
+        #[schemars(schema_with = "super::formats::date")]
         data_timestamp: Date,
     },
     /// No instances were generated: shown as "To be generated".
@@ -119,7 +124,7 @@ impl fmt::Display for RecentInstances {
 
 /// The 7-day average: data timestamps T-8 to T-2, days without instances
 /// left out; NA when no day had any.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", tag = "state", content = "value")]
 pub enum SevenDayAverage {
     /// The daily average over the days that had instances.
@@ -138,10 +143,11 @@ impl fmt::Display for SevenDayAverage {
 }
 
 /// The instance status comparison's filter.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct InstanceFilter {
     /// The data timestamp (default T-1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::formats::date")]
     pub data_timestamp: Option<Date>,
     /// The tenant (default all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,7 +155,7 @@ pub struct InstanceFilter {
 }
 
 /// A task instance that failed today but succeeded yesterday.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FailedInstance {
     /// Today's instance.
     pub instance_id: InstanceId,
@@ -162,6 +168,7 @@ pub struct FailedInstance {
     /// The scheduling type.
     pub scheduling_type: String,
     /// When the instance last changed.
+    #[schemars(schema_with = "super::formats::timestamp")]
     pub updated_at: Timestamp,
     /// Its running status (failed).
     pub status: InstanceStatus,
