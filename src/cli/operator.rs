@@ -175,6 +175,11 @@ fn force_stop_offline(state: &Path, store: &SqliteStore, record: &Record, args: 
                 record.id,
                 status.label()
             );
+            // Nobody else will write the closed record's report.
+            match crate::report::write(state, record.id) {
+                Ok(path) => eprintln!("report: {}", path.display()),
+                Err(e) => eprintln!("warning: the report could not be written: {e}"),
+            }
             exit::OK
         }
         Err(e) => {

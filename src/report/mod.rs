@@ -261,16 +261,61 @@ fn ordered_steps(
         .chain(&plan.handlers)
         .map(|s| s.id.as_str())
         .collect();
-    let mut rows = rows;
-    rows.sort_by_key(|r| {
-        order
-            .iter()
-            .position(|id| *id == r.step)
-            .unwrap_or(usize::MAX)
-    });
-    rows.into_iter()
+    let mut views: Vec<StepView> = rows
+        .into_iter()
         .map(|r| step_view(r, plan, answers))
-        .collect()
+        .collect();
+    // Steps the upgrade never reached are part of its story too.
+    for step in &plan.steps {
+        if !views.iter().any(|v| v.id == step.id) {
+            let row = StepRow {
+                step: step.id.clone(),
+                state: crate::store::StepState::Pending,
+                attempt: 0,
+                started_at: None,
+                finished_at: None,
+                detail: Some("not run".into()),
+            };
+            views.push(step_view(row, plan, answers));
+        }
+    }
+    let position = |id: &str| order.iter().position(|o| *o == id).unwrap_or(usize::MAX);
+    views.sort_by_key(|v| position(&v.id));
+    views
+}
+
+/// A graceful-stop handler's run, from the journal (handlers have no step
+/// row of their own).
+fn handler_row(event: &crate::store::Event) -> Option<StepRow> {
+    let (state, detail) = match event.kind.as_str() {
+        "handler-finished" => match event.data.get("outcome").and_then(|o| o.as_str()) {
+            Some("succeeded") => (crate::store::StepState::Succeeded, String::new()),
+            Some("stopped") => (crate::store::StepState::Stopped, String::new()),
+            _ => (
+                crate::store::StepState::Failed,
+                event
+                    .data
+                    .get("error")
+                    .and_then(|e| e.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+        },
+        "handler-skipped" => (crate::store::StepState::Skipped, "condition false".into()),
+        _ => return None,
+    };
+    Some(StepRow {
+        step: event.step.clone()?,
+        state,
+        attempt: 1,
+        started_at: None,
+        finished_at: Some(event.at),
+        detail: Some(
+            format!("graceful-stop handler {detail}")
+                .trim_end()
+                .to_owned(),
+        ),
+    })
 }
 
 fn summary(steps: &[StepView]) -> String {
@@ -305,9 +350,13 @@ pub fn context(
     let events = store.events(id, 0)?;
     let mut facts: Vec<(String, String, serde_json::Value)> = Vec::new();
     let mut answers = BTreeMap::new();
+    let mut rows = store.steps(id)?;
     for event in &events {
         let step = event.step.clone().unwrap_or_default();
-        if event.kind == "fact" {
+        if let Some(row) = handler_row(event) {
+            rows.retain(|r| r.step != row.step);
+            rows.push(row);
+        } else if event.kind == "fact" {
             let topic = event.data.get("topic").and_then(|t| t.as_str());
             let data = event.data.get("data").cloned().unwrap_or_default();
             facts.push((step, topic.unwrap_or("fact").to_owned(), data));
@@ -333,7 +382,7 @@ pub fn context(
             latest.insert(topic.clone(), data.clone());
         }
     }
-    let steps = ordered_steps(store.steps(id)?, plan, &answers);
+    let steps = ordered_steps(rows, plan, &answers);
     let now = crate::clock::now();
     Ok(ReportContext {
         record: RecordView {

@@ -127,14 +127,14 @@ pub(super) async fn run(ctx: &StepContext, sel: &Selection) -> Outcome {
             report(ctx, &t);
         });
         match stopped.await {
-            Ok(true) => return graceful_stop(ctx, &t),
+            Ok(true) => return graceful_stop(ctx, &t).await,
             Ok(false) => {}
             Err(e) => return platform_failure(ctx, &e),
         }
         if !t.refused.is_empty() {
             retries += 1;
             if retries > STOP_RETRIES {
-                return refused(ctx, &t);
+                return refused(ctx, &t).await;
             }
             ctx.log(format!(
                 "{} instance(s) did not stop; retrying in {}s ({retries}/{STOP_RETRIES})",
@@ -158,7 +158,7 @@ pub(super) async fn run(ctx: &StepContext, sel: &Selection) -> Outcome {
             }
         }
         match wait_or_stop(ctx, POLL).await {
-            Ok(true) => return graceful_stop(ctx, &t),
+            Ok(true) => return graceful_stop(ctx, &t).await,
             Ok(false) => {}
             Err(e) => return platform_failure(ctx, &e),
         }
@@ -209,6 +209,14 @@ async fn finish(ctx: &StepContext, t: &Tally) -> Outcome {
     succeeded([("stopped", json!(total))])
 }
 
+/// Records the stopped list with names when the step ends early; a
+/// platform that cannot list it now only costs the report its names.
+async fn name_stopped(ctx: &StepContext) {
+    if let Ok(list) = ctx.platform.stopped_instances().await {
+        stopped_list_fact(ctx, &list);
+    }
+}
+
 /// The stopped list with task names, so the completion report can name the
 /// instances from the record alone (capped; the count is exact).
 fn stopped_list_fact(ctx: &StepContext, list: &[StoppedInstance]) {
@@ -230,8 +238,9 @@ fn stopped_list_fact(ctx: &StepContext, list: &[StoppedInstance]) {
     );
 }
 
-fn refused(ctx: &StepContext, t: &Tally) -> Outcome {
+async fn refused(ctx: &StepContext, t: &Tally) -> Outcome {
     fact(ctx, t);
+    name_stopped(ctx).await;
     report(ctx, t);
     let ids: Vec<String> = t.refused.keys().map(ToString::to_string).collect();
     fail(
@@ -245,8 +254,9 @@ fn refused(ctx: &StepContext, t: &Tally) -> Outcome {
     )
 }
 
-fn graceful_stop(ctx: &StepContext, t: &Tally) -> Outcome {
+async fn graceful_stop(ctx: &StepContext, t: &Tally) -> Outcome {
     fact(ctx, t);
+    name_stopped(ctx).await;
     report(ctx, t);
     ctx.log(format!(
         "stopped on request after force-stopping {} instance(s)",
