@@ -91,10 +91,6 @@ impl Site {
         std::fs::read_to_string(self.path(rel)).unwrap()
     }
 
-    fn store(&self) -> SqliteStore {
-        SqliteStore::open(self.path(".runbook/state.db")).unwrap()
-    }
-
     /// A downtime upgrade whose force-stop step pauses at its first failure.
     fn paused_downtime(&self) -> Child {
         let overlay = self.path("pause.toml");
