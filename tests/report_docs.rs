@@ -13,84 +13,20 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 
 use runbook::store::{RecordId, SqliteStore, StepState};
 
-const CLOCK: &str = "2026-03-02T01:30:00Z";
 const HOSTILE: &str = "<script>alert(1)</script>";
 
-struct Site {
-    dir: tempfile::TempDir,
+use common::site::Site;
+
+/// Report scenarios only this file needs.
+trait Scenarios {
+    fn paused_downtime(&self) -> Child;
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() == ".runbook" {
-            continue;
-        }
-        let path = entry.path();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&path, &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
-impl Site {
-    fn new() -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        for sub in ["examples", "runbooks"] {
-            copy_dir(&root.join(sub), &dir.path().join(sub));
-        }
-        Site { dir }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = common::command(self.dir.path());
-        cmd.env("RUNBOOK_FIXED_CLOCK", CLOCK).args(args);
-        cmd
-    }
-
-    fn run(&self, args: &[&str], code: i32) -> Output {
-        let out = self.command(args).output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "runbook {args:?}\n{}",
-            common::stderr(&out)
-        );
-        out
-    }
-
-    fn sim_init(&self, args: &[&str]) {
-        let mut all = vec!["sim", "init", "--time-scale", "0"];
-        all.extend_from_slice(args);
-        self.run(&all, 0);
-    }
-
-    /// The node of running instance `id`, from the simulator's state file.
-    fn node_of(&self, id: u64) -> u64 {
-        let text = std::fs::read_to_string(self.path(".runbook/sim.json")).unwrap();
-        let state: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let running = state["instances"]["running"].as_array().unwrap();
-        let run = running.iter().find(|r| r["id"] == id).unwrap();
-        run["node"].as_u64().unwrap()
-    }
-
-    fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.path(rel)).unwrap()
-    }
-
+impl Scenarios for Site {
     /// A downtime upgrade whose force-stop step pauses at its first failure.
     fn paused_downtime(&self) -> Child {
         let overlay = self.path("pause.toml");
