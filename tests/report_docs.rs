@@ -307,3 +307,44 @@ fn an_unreadable_template_is_reported_at_the_upgrade_file() {
     assert!(err.contains("examples/bad.toml:"), "{err}");
     assert!(err.contains("relative to the upgrade file"), "{err}");
 }
+
+#[test]
+fn a_site_overlay_restyles_the_html_report() {
+    let site = Site::new();
+    site.sim_init(&[]);
+    std::fs::create_dir_all(site.path("runbooks/sites/acme")).unwrap();
+    std::fs::write(
+        site.path("runbooks/sites/acme.toml"),
+        "schema = 1\nname = \"acme\"\nversion = \"1.0.0\"\nextends = \"semi-downtime@1\"\n\n\
+         [templates]\nreport_html = \"acme/report.html.hbs\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        site.path("runbooks/sites/acme/report.html.hbs"),
+        "<!DOCTYPE html>\n<title>ACME</title>\n<h1>ACME {{record.status}}</h1>\n{{#each steps}}<p>{{id}}</p>{{/each}}\n",
+    )
+    .unwrap();
+    let text = site.read("examples/semi-downtime.toml").replacen(
+        "runbook = \"semi-downtime@1\"",
+        "runbook = \"semi-downtime@1\"\nsite = \"../runbooks/sites/acme.toml\"",
+        1,
+    );
+    std::fs::write(site.path("examples/acme.toml"), text).unwrap();
+    let plan = site.run(&["plan", "examples/acme.toml", "--format", "json"], 0);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let chosen = plan["templates"]["report_html"]["path"].as_str().unwrap();
+    assert!(
+        chosen.ends_with("runbooks/sites/acme/report.html.hbs"),
+        "{chosen}"
+    );
+    assert!(
+        plan["templates"].get("report").is_none(),
+        "Markdown stays the default"
+    );
+    site.run(&["run", "examples/acme.toml", "--yes"], 0);
+    let html = site.read(".runbook/records/1/report.html");
+    assert!(html.contains("<h1>ACME Upgrade Succeeded</h1>"), "{html}");
+    assert!(html.contains("<p>enter-maintenance</p>"));
+    let md = site.read(".runbook/records/1/report.md");
+    assert!(md.starts_with("# Upgrade record 1:"), "{md}");
+}

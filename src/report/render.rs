@@ -88,7 +88,7 @@ pub fn render(
             RenderErrorReason::MissingVariable(Some(path)) => TemplateError {
                 place: at,
                 message: format!("the template references `{path}`, which has no value"),
-                hint: "fix the name, or guard it with {{#if …}}; `runbook report --help` lists what report templates can read".into(),
+                hint: "fix the name, or guard it with {{#if …}}; the embedded templates in templates/ use every value there is".into(),
             },
             reason => TemplateError {
                 place: at,
