@@ -11,7 +11,7 @@
 
 pub mod announcement;
 pub mod chart;
-mod render;
+pub mod render;
 pub mod results;
 
 use std::collections::BTreeMap;
