@@ -69,7 +69,10 @@ pub fn text(markdown: &str) -> String {
     while text.contains("\n\n\n") {
         text = text.replace("\n\n\n", "\n\n");
     }
-    text.trim_end().to_owned() + "\n"
+    match text.trim_end() {
+        "" => String::new(),
+        t => format!("{t}\n"),
+    }
 }
 
 #[cfg(test)]
@@ -84,6 +87,11 @@ mod tests {
             text(SAMPLE),
             "Planned maintenance\n\nEstimated completion: 2026-03-02 04:00.\n\nWhat this means for you:\n- You cannot log on.\n- Alerting is off.\n\nContact: ops@example.com, +86 571 8888-0000.\n"
         );
+    }
+
+    #[test]
+    fn no_announcement_is_empty_in_every_form() {
+        assert_eq!(Announcement::from_markdown(""), Announcement::default());
     }
 
     #[test]

@@ -228,7 +228,9 @@ pub fn civil_time(text: &str) -> String {
 pub fn tasks(facts: &Facts) -> Option<TasksView> {
     let stopped = facts.get("force-stopped")?;
     let rerun = facts.get("rerun");
-    let rerun_ids: Vec<String> = rerun.map(|r| strings(r, "instances")).unwrap_or_default();
+    let rerun_ids: std::collections::HashSet<String> = rerun
+        .map(|r| strings(r, "instances").into_iter().collect())
+        .unwrap_or_default();
     let names: BTreeMap<String, &Value> = facts
         .get("stopped-instances")
         .and_then(|l| l.get("instances"))
