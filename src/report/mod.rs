@@ -131,6 +131,20 @@ fn span(from: Option<Timestamp>, to: Option<Timestamp>) -> String {
     }
 }
 
+/// A window users felt; one that never opened says so.
+fn window(name: &str, from: Option<Timestamp>, to: Option<Timestamp>) -> Window {
+    Window {
+        name: name.into(),
+        from: when(from),
+        to: if from.is_none() {
+            "never entered".into()
+        } else {
+            when(to)
+        },
+        duration: span(from, to),
+    }
+}
+
 /// Why a report cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -193,18 +207,16 @@ impl Report {
 
 fn windows(record: &Record, facts: &[(String, String, serde_json::Value)]) -> Vec<Window> {
     let mut windows = vec![
-        Window {
-            name: "Maintenance mode (users cannot log on)".into(),
-            from: when(record.maintenance_entered_at),
-            to: when(record.maintenance_exited_at),
-            duration: span(record.maintenance_entered_at, record.maintenance_exited_at),
-        },
-        Window {
-            name: "Scheduling paused".into(),
-            from: when(record.scheduling_paused_at),
-            to: when(record.scheduling_resumed_at),
-            duration: span(record.scheduling_paused_at, record.scheduling_resumed_at),
-        },
+        window(
+            "Maintenance mode (users cannot log on)",
+            record.maintenance_entered_at,
+            record.maintenance_exited_at,
+        ),
+        window(
+            "Scheduling paused",
+            record.scheduling_paused_at,
+            record.scheduling_resumed_at,
+        ),
     ];
     let gap: u64 = facts
         .iter()
