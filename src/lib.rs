@@ -4,6 +4,7 @@
 //! in this library so that tests and benchmarks drive the same code.
 
 pub mod cli;
+pub mod clock;
 pub mod diag;
 pub mod duration;
 pub mod engine;

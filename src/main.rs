@@ -142,9 +142,13 @@ enum Command {
         #[arg(long)]
         state: Option<PathBuf>,
     },
-    /// The completion report of a record (Markdown; default: the latest).
+    /// The completion report of a record (Markdown or HTML; default: the latest).
     Report {
         record: Option<i64>,
+        /// The self-contained HTML report (inline CSS and SVG charts)
+        /// instead of Markdown.
+        #[arg(long)]
+        html: bool,
         /// Write it to this file instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -270,9 +274,10 @@ fn main() -> ExitCode {
         }
         Command::Report {
             record,
+            html,
             output,
             state: s,
-        } => operator::report(&state(&s), record, output.as_deref()),
+        } => operator::report(&state(&s), record, html, output.as_deref()),
         Command::Schema { which, output } => preview::schema(which, output.as_deref()),
         Command::Plugins => preview::plugins(),
         Command::Sim { command } => cli::sim::sim_cmd(command),

@@ -54,6 +54,10 @@ pub struct UpgradeFile {
     /// The PostgreSQL server holding the metadata databases (for backups).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<PostgresConfig>,
+    /// This upgrade's own announcement and report templates (paths
+    /// relative to this file); they win over the runbook's and the site's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<crate::runbook::model::Templates>,
     /// Where `ext:` plugins are found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugins: Option<PluginsConfig>,

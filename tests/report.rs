@@ -35,9 +35,12 @@ fn a_closed_record_has_a_report_with_its_status_timeline_and_failures() {
         "{written}"
     );
     assert!(written.contains("| Status | **Upgrade Succeeded** |"));
-    assert!(written.contains("| first | succeeded | 1 |"));
+    assert!(written.contains("| first | upgrade | succeeded | 1 |"));
     // The failed step's reason is in its row, with the table's `|` escaped.
-    assert!(written.contains("| broken | failed | 1 |"), "{written}");
+    assert!(
+        written.contains("| broken | upgrade | failed | 1 |"),
+        "{written}"
+    );
     assert!(
         written.contains("exited with status 3: bad \\| pipe"),
         "{written}"

@@ -349,6 +349,12 @@ async fn maintenance_saves_the_configuration_and_refuses_operations() {
     let saved = on.saved_configuration.clone().unwrap();
     assert_eq!(saved.installed_version, v("V5.1.2.02"));
     assert_eq!(saved.services.len(), 8);
+    // `sim show` shows the notice the front end shows.
+    let shown = sim.summary().to_string();
+    assert!(
+        shown.contains("announcement shown to users:\n    | back at 04:00\n"),
+        "{shown}"
+    );
     // Entering again keeps the first entry.
     let again = sim.enter_maintenance("other").await.unwrap();
     assert_eq!(again.entered_at, on.entered_at);

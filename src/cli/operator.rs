@@ -175,6 +175,11 @@ fn force_stop_offline(state: &Path, store: &SqliteStore, record: &Record, args: 
                 record.id,
                 status.label()
             );
+            // Nobody else will write the closed record's report.
+            match crate::report::write(state, record.id) {
+                Ok(path) => eprintln!("report: {}", path.display()),
+                Err(e) => eprintln!("warning: the report could not be written: {e}"),
+            }
             exit::OK
         }
         Err(e) => {
@@ -337,8 +342,8 @@ pub fn history(state: &Path, json: bool) -> u8 {
     }
 }
 
-/// `runbook report [RECORD] [-o FILE]`: the completion report (Markdown).
-pub fn report(state: &Path, record: Option<i64>, output: Option<&Path>) -> u8 {
+/// `runbook report [RECORD] [--html] [-o FILE]`: the completion report.
+pub fn report(state: &Path, record: Option<i64>, html: bool, output: Option<&Path>) -> u8 {
     let store = match open(state) {
         Ok(s) => s,
         Err(code) => return code,
@@ -354,10 +359,12 @@ pub fn report(state: &Path, record: Option<i64>, output: Option<&Path>) -> u8 {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let text = match crate::report::context(&store, record.id) {
-        Ok(ctx) => crate::report::markdown(&ctx),
-        Err(e) => Err(e.to_string()),
+    let format = if html {
+        crate::report::Format::Html
+    } else {
+        crate::report::Format::Markdown
     };
+    let text = crate::report::Report::load(&store, record.id).and_then(|r| Ok(r.render(format)?));
     match (text, output) {
         (Ok(text), Some(path)) => match crate::fsutil::write_atomic(path, text.as_bytes()) {
             Ok(()) => exit::OK,
@@ -369,7 +376,12 @@ pub fn report(state: &Path, record: Option<i64>, output: Option<&Path>) -> u8 {
         (Ok(text), None) => print_out(&text),
         (Err(e), _) => {
             eprintln!("error: {e}");
-            exit::INTERNAL
+            // A site's or upgrade file's template is input the operator can fix.
+            if matches!(e, crate::report::ReportError::Template(_)) {
+                exit::BAD_INPUT
+            } else {
+                exit::INTERNAL
+            }
         }
     }
 }

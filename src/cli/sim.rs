@@ -36,6 +36,10 @@ pub enum SimCommand {
         /// A fault to inject (repeatable).
         #[arg(long = "fault", value_name = "KIND[=VALUE]", long_help = sim::FAULT_KINDS)]
         faults: Vec<String>,
+        /// Name the task of node NODE (repeatable), e.g. to check that
+        /// reports escape `<script>alert(1)</script>`.
+        #[arg(long = "task-name", value_name = "NODE=NAME")]
+        task_names: Vec<String>,
     },
     /// Summarise the simulated platform.
     Show {
@@ -82,6 +86,7 @@ pub fn sim_cmd(command: SimCommand) -> u8 {
             time_scale,
             instances_per_day,
             faults,
+            task_names,
         } => {
             let defaults = SimSettings::default();
             let settings = (|| -> Result<SimSettings, String> {
@@ -95,6 +100,10 @@ pub fn sim_cmd(command: SimCommand) -> u8 {
                     faults: faults
                         .iter()
                         .map(|f| f.parse())
+                        .collect::<Result<_, String>>()?,
+                    task_names: task_names
+                        .iter()
+                        .map(|t| parse_task_name(t))
                         .collect::<Result<_, String>>()?,
                     ..defaults.clone()
                 })
@@ -133,6 +142,17 @@ pub fn sim_cmd(command: SimCommand) -> u8 {
             }
         },
     }
+}
+
+fn parse_task_name(text: &str) -> Result<(u64, String), String> {
+    let (node, name) = text.split_once('=').ok_or_else(|| {
+        format!("--task-name `{text}`: write NODE=NAME, e.g. 1000042=orders_daily")
+    })?;
+    let node = node
+        .trim()
+        .parse()
+        .map_err(|_| format!("--task-name `{text}`: `{node}` is not a node id"))?;
+    Ok((node, name.to_owned()))
 }
 
 fn sim_show_after(result: Result<SimPlatform, SimError>) -> u8 {

@@ -8,6 +8,7 @@
 pub mod dag;
 pub mod render;
 pub mod resolve;
+mod templates;
 
 use std::collections::BTreeMap;
 
@@ -57,8 +58,13 @@ pub struct Plan {
     pub critical_path: Vec<String>,
     /// Estimated time from start to the end of the last step, in seconds.
     pub estimated_seconds: u64,
-    /// The rendered maintenance announcement.
+    /// The rendered maintenance announcement (Markdown; the text and HTML
+    /// forms derive from it, see [`crate::report::announcement`]).
     pub announcement: String,
+    /// Report templates a site overlay or the upgrade file set, kept
+    /// verbatim so the report renders from the record alone.
+    #[serde(default, skip_serializing_if = "PlanTemplates::is_empty")]
+    pub templates: PlanTemplates,
     /// Platform, store and database settings from the upgrade file.
     pub settings: PlanSettings,
 }
@@ -79,6 +85,33 @@ pub struct PlanSettings {
     /// The external plugins: `ext:NAME` → the executable planned.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub plugins: BTreeMap<String, String>,
+}
+
+/// The report templates of a plan; `None`: the embedded default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanTemplates {
+    /// The Markdown report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<TemplateText>,
+    /// The HTML report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_html: Option<TemplateText>,
+}
+
+impl PlanTemplates {
+    /// Whether every template is the default.
+    pub fn is_empty(&self) -> bool {
+        self.report.is_none() && self.report_html.is_none()
+    }
+}
+
+/// A template's text and the file it was read from (named in errors).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateText {
+    /// The file, as given.
+    pub path: String,
+    /// Its text.
+    pub text: String,
 }
 
 /// One file the plan was made from.

@@ -77,7 +77,8 @@ pub fn text(plan: &Plan) -> String {
         return out;
     }
     let _ = writeln!(out, "\nMaintenance announcement:");
-    for line in plan.announcement.lines() {
+    let text = crate::report::announcement::text(&plan.announcement);
+    for line in text.lines() {
         let _ = writeln!(out, "  | {line}");
     }
     out

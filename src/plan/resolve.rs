@@ -124,6 +124,20 @@ pub fn plan_runbook(
     if !inputs_ok {
         return Err(diags);
     }
+    let chosen = super::templates::choose(runbook, upgrade, &mut diags);
+    let announcement = announcement(
+        runbook,
+        chosen.announcement.as_ref(),
+        &hb,
+        &context,
+        &mut diags,
+    );
+    // Steps read the announcement as `announcement.text|markdown|html`:
+    // what the platform is handed is exactly what the preview shows.
+    let mut context = context;
+    context["announcement"] = json!(crate::report::announcement::Announcement::from_markdown(
+        &announcement
+    ));
     for step in &runbook.steps {
         let planned = plan_step(runbook, step, upgrade, &hb, &context, &mut diags);
         if step.is_handler() {
@@ -133,7 +147,6 @@ pub fn plan_runbook(
         }
     }
     handlers.sort_by_key(|h| runbook.stop.on_stop.iter().position(|id| *id == h.id));
-    let announcement = announcement(runbook, &hb, &context, &mut diags);
     let external = crate::plugins::external::planning::pin(
         runbook,
         &plugin_path(upgrade),
@@ -146,7 +159,7 @@ pub fn plan_runbook(
     Ok(Plan {
         format: PLAN_FORMAT,
         digest: String::new(),
-        sources: sources(runbook, upgrade)
+        sources: sources(runbook, upgrade, &chosen)
             .into_iter()
             .chain(external.sources)
             .collect(),
@@ -180,6 +193,7 @@ pub fn plan_runbook(
         critical_path,
         estimated_seconds,
         announcement,
+        templates: chosen.plan_templates(),
         settings: crate::plan::PlanSettings {
             plugins: external.executables,
             ..settings(upgrade)
@@ -645,11 +659,12 @@ fn plan_stop(runbook: &Runbook, upgrade: &Upgrade) -> PlanStop {
 
 fn announcement(
     runbook: &Runbook,
+    chosen: Option<&super::templates::Loaded>,
     hb: &handlebars::Handlebars<'_>,
     context: &Value,
     diags: &mut Diags,
 ) -> String {
-    let (file, text) = match &runbook.announcement {
+    let (file, text) = match chosen {
         Some((file, text)) => (Some(file), text.as_str()),
         // A runbook that does not collect the announcement's inputs (a
         // site's own procedure, say) has no maintenance announcement.
@@ -749,7 +764,11 @@ fn schedule(mut steps: Vec<PlannedStep>) -> (Vec<PlannedStep>, Vec<String>, u64)
     (ordered, critical, schedule.total)
 }
 
-fn sources(runbook: &Runbook, upgrade: &Upgrade) -> Vec<PlanSource> {
+fn sources(
+    runbook: &Runbook,
+    upgrade: &Upgrade,
+    chosen: &super::templates::Chosen,
+) -> Vec<PlanSource> {
     let sha = |text: &str| format!("{:x}", Sha256::digest(text.as_bytes()));
     let mut out: Vec<PlanSource> = runbook
         .layers
@@ -765,7 +784,7 @@ fn sources(runbook: &Runbook, upgrade: &Upgrade) -> Vec<PlanSource> {
             sha256: sha(&l.file.text),
         })
         .collect();
-    if let Some((file, text)) = &runbook.announcement {
+    for (file, text) in chosen.files() {
         out.push(PlanSource {
             role: "template".into(),
             path: file.name.clone(),

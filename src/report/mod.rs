@@ -1,33 +1,54 @@
-//! The completion report of an upgrade record, rendered from the record
-//! alone (the store) with a handlebars template.
+//! The completion report of an upgrade record and the maintenance
+//! announcement, rendered with handlebars.
 //!
-//! This is the Markdown report: versions, status and who closed it, the
-//! windows users felt, the timeline of every step, and what the steps
-//! reported (force-stopped and rerun instances, data-update results,
-//! verification figures). It is written next to the record's logs when
-//! the record closes, and by `runbook report`.
+//! The report comes from the record alone (the store: its header, step
+//! rows, journal and the plan it kept): versions, status and who closed
+//! it, the windows users felt, the timeline of every step, and what the
+//! steps reported (force-stopped and rerun instances, data-update results,
+//! verification figures with charts). It is written as Markdown and as one
+//! self-contained HTML file next to the record's logs when the record
+//! closes, and printed by `runbook report`.
 
+pub mod announcement;
+pub mod chart;
+pub mod render;
+pub mod results;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::store::{Record, RecordId, SqliteStore, StoreError, hhh_mm_ss};
+use crate::plan::Plan;
+use crate::store::{Record, RecordId, RecordStatus, SqliteStore, StepRow, hhh_mm_ss};
+
+pub use render::{Format, TemplateError};
+use results::{DataUpdateView, Facts, TasksView, VerificationView};
 
 /// The default Markdown report template.
 pub const REPORT_TEMPLATE: &str = include_str!("../../templates/report.md.hbs");
 
-/// Everything the template reads.
+/// The default HTML report template.
+pub const REPORT_HTML_TEMPLATE: &str = include_str!("../../templates/report.html.hbs");
+
+/// Everything the report templates read.
 #[derive(Debug, Serialize)]
 pub struct ReportContext {
     /// The record's header.
     pub record: RecordView,
     /// Maintenance mode, scheduling paused, applications unavailable.
     pub windows: Vec<Window>,
-    /// Every step, in the order first written.
+    /// Every step, in plan order.
     pub steps: Vec<StepView>,
-    /// The last fact of each topic and step.
-    pub facts: Vec<FactView>,
+    /// How many steps ended in each state, e.g. "9 succeeded, 1 skipped".
+    pub step_summary: String,
+    /// Force-stopped and rerun instances (downtime upgrades).
+    pub tasks: Option<TasksView>,
+    /// The data update.
+    pub data_update: Option<DataUpdateView>,
+    /// The verification figures.
+    pub verification: Option<VerificationView>,
 }
 
 /// The record's header.
@@ -37,10 +58,14 @@ pub struct RecordView {
     pub id: i64,
     /// The upgrade manager's status label.
     pub status: String,
+    /// `ok`, `failed`, `stopped` or `forced`: the status badge's style.
+    pub outcome: String,
     /// Who or what closed it, or "-".
     pub closed_by: String,
     /// Mode.
     pub mode: String,
+    /// The runbook's title.
+    pub title: String,
     /// `name version`.
     pub runbook: String,
     /// The plan's digest.
@@ -75,29 +100,24 @@ pub struct Window {
 pub struct StepView {
     /// Id.
     pub id: String,
+    /// Title.
+    pub title: String,
+    /// Wizard phase.
+    pub phase: String,
     /// State.
     pub state: String,
     /// Attempts.
     pub attempt: u32,
-    /// Start.
+    /// Attempts after the first.
+    pub retries: u32,
+    /// Start of the last attempt.
     pub started: String,
     /// End.
     pub finished: String,
     /// hhh:mm:ss or "-".
     pub duration: String,
-    /// Why it failed, was skipped or cancelled, with `|` escaped for tables.
+    /// Why it failed, was skipped or cancelled; the gate's answer.
     pub detail: String,
-}
-
-/// One fact a step reported.
-#[derive(Debug, Serialize)]
-pub struct FactView {
-    /// The step.
-    pub step: String,
-    /// What it is about.
-    pub topic: String,
-    /// The data, pretty JSON.
-    pub data: String,
 }
 
 fn when(t: Option<Timestamp>) -> String {
@@ -111,39 +131,97 @@ fn span(from: Option<Timestamp>, to: Option<Timestamp>) -> String {
     }
 }
 
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+/// A window users felt; one that never opened says so.
+fn window(name: &str, from: Option<Timestamp>, to: Option<Timestamp>) -> Window {
+    Window {
+        name: name.into(),
+        from: when(from),
+        to: if from.is_none() {
+            "never entered".into()
+        } else {
+            when(to)
+        },
+        duration: span(from, to),
+    }
 }
 
-/// Gathers the report's context from the store.
-pub fn context(store: &SqliteStore, id: RecordId) -> Result<ReportContext, StoreError> {
-    let record: Record = store.record(id)?;
-    let events = store.events(id, 0)?;
+/// Why a report cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The record's plan could not be read back.
+    #[error("the record's plan cannot be read: {0}")]
+    Plan(#[from] serde_json::Error),
+    /// A template failed.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// The report could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A record's report inputs: the context and the templates its plan names.
+pub struct Report {
+    /// What the templates read.
+    pub context: ReportContext,
+    /// The plan the record kept (for its template overrides).
+    pub plan: Plan,
+}
+
+impl Report {
+    /// Gathers everything from the store.
+    pub fn load(store: &SqliteStore, id: RecordId) -> Result<Report, ReportError> {
+        let plan: Plan = serde_json::from_str(&store.plan_json(id)?)?;
+        let context = context(store, id, &plan)?;
+        Ok(Report { context, plan })
+    }
+
+    /// Renders the report in `format`, with the plan's template if it
+    /// names one and the embedded default otherwise.
+    pub fn render(&self, format: Format) -> Result<String, TemplateError> {
+        let overrides = &self.plan.templates;
+        let (name, text) = match format {
+            Format::Markdown => overrides
+                .report
+                .as_ref()
+                .map_or(("templates/report.md.hbs", REPORT_TEMPLATE), |t| {
+                    (t.path.as_str(), t.text.as_str())
+                }),
+            Format::Html => overrides
+                .report_html
+                .as_ref()
+                .map_or(("templates/report.html.hbs", REPORT_HTML_TEMPLATE), |t| {
+                    (t.path.as_str(), t.text.as_str())
+                }),
+        };
+        render::render(name, text, format, &self.context)
+    }
+}
+
+fn windows(record: &Record, facts: &[(String, String, serde_json::Value)]) -> Vec<Window> {
     let mut windows = vec![
-        Window {
-            name: "Maintenance mode (users cannot log on)".into(),
-            from: when(record.maintenance_entered_at),
-            to: when(record.maintenance_exited_at),
-            duration: span(record.maintenance_entered_at, record.maintenance_exited_at),
-        },
-        Window {
-            name: "Scheduling paused".into(),
-            from: when(record.scheduling_paused_at),
-            to: when(record.scheduling_resumed_at),
-            duration: span(record.scheduling_paused_at, record.scheduling_resumed_at),
-        },
+        window(
+            "Maintenance mode (users cannot log on)",
+            record.maintenance_entered_at,
+            record.maintenance_exited_at,
+        ),
+        window(
+            "Scheduling paused",
+            record.scheduling_paused_at,
+            record.scheduling_resumed_at,
+        ),
     ];
-    let gap: u64 = events
+    let gap: u64 = facts
         .iter()
-        .filter(|e| {
-            e.kind == "fact"
-                && e.data.get("topic").and_then(|t| t.as_str()) == Some("unavailability")
-        })
-        .filter_map(|e| {
-            e.data
-                .pointer("/data/seconds")
-                .and_then(serde_json::Value::as_u64)
-        })
+        .filter(|(_, topic, _)| topic == "unavailability")
+        .filter_map(|(_, _, d)| d.get("seconds").and_then(serde_json::Value::as_u64))
         .sum();
     if gap > 0 {
         windows.push(Window {
@@ -153,43 +231,179 @@ pub fn context(store: &SqliteStore, id: RecordId) -> Result<ReportContext, Store
             duration: hhh_mm_ss(jiff::SignedDuration::from_secs(gap as i64)),
         });
     }
-    let steps = store
-        .steps(id)?
-        .into_iter()
-        .map(|row| StepView {
-            duration: span(row.started_at, row.finished_at),
-            started: when(row.started_at),
-            finished: when(row.finished_at),
-            state: row.state.as_str().to_owned(),
-            attempt: row.attempt,
-            detail: cell(row.detail.as_deref().unwrap_or("")),
-            id: row.step,
-        })
-        .collect();
-    let mut facts: Vec<FactView> = Vec::new();
-    for event in events.iter().filter(|e| e.kind == "fact") {
-        let topic = event
-            .data
-            .get("topic")
-            .and_then(|t| t.as_str())
-            .unwrap_or("fact")
-            .to_owned();
-        let step = event.step.clone().unwrap_or_default();
-        let data = serde_json::to_string_pretty(
-            event.data.get("data").unwrap_or(&serde_json::Value::Null),
-        )
-        .unwrap_or_default();
-        // Later facts of the same topic supersede earlier ones (retries).
-        facts.retain(|f| !(f.topic == topic && f.step == step));
-        facts.push(FactView { step, topic, data });
+    windows
+}
+
+fn step_view(row: StepRow, plan: &Plan, answers: &BTreeMap<String, String>) -> StepView {
+    let planned = plan
+        .steps
+        .iter()
+        .chain(&plan.handlers)
+        .find(|s| s.id == row.step);
+    let mut detail = row.detail.clone().unwrap_or_default();
+    if let Some(answer) = answers.get(&row.step) {
+        if detail.is_empty() {
+            detail = format!("gate {answer}");
+        }
     }
-    let now = Timestamp::now();
+    StepView {
+        title: planned.map_or_else(|| row.step.clone(), |s| s.title.clone()),
+        phase: planned.map_or("-".into(), |s| format!("{:?}", s.phase).to_lowercase()),
+        duration: span(row.started_at, row.finished_at),
+        started: when(row.started_at),
+        finished: when(row.finished_at),
+        state: row.state.as_str().to_owned(),
+        attempt: row.attempt,
+        retries: row.attempt.saturating_sub(1),
+        detail,
+        id: row.step,
+    }
+}
+
+fn ordered_steps(
+    rows: Vec<StepRow>,
+    plan: &Plan,
+    answers: &BTreeMap<String, String>,
+) -> Vec<StepView> {
+    // Plan order reads like the wizard and, unlike the order rows were
+    // first written, does not depend on which parallel step started first.
+    let order: Vec<&str> = plan
+        .steps
+        .iter()
+        .chain(&plan.handlers)
+        .map(|s| s.id.as_str())
+        .collect();
+    let mut views: Vec<StepView> = rows
+        .into_iter()
+        .map(|r| step_view(r, plan, answers))
+        .collect();
+    // Steps the upgrade never reached are part of its story too.
+    for step in &plan.steps {
+        if !views.iter().any(|v| v.id == step.id) {
+            let row = StepRow {
+                step: step.id.clone(),
+                state: crate::store::StepState::Pending,
+                attempt: 0,
+                started_at: None,
+                finished_at: None,
+                detail: Some("not run".into()),
+            };
+            views.push(step_view(row, plan, answers));
+        }
+    }
+    let position = |id: &str| order.iter().position(|o| *o == id).unwrap_or(usize::MAX);
+    views.sort_by_key(|v| position(&v.id));
+    views
+}
+
+/// A graceful-stop handler's run, from the journal (handlers have no step
+/// row of their own).
+fn handler_row(event: &crate::store::Event) -> Option<StepRow> {
+    let (state, detail) = match event.kind.as_str() {
+        "handler-finished" => match event.data.get("outcome").and_then(|o| o.as_str()) {
+            Some("succeeded") => (crate::store::StepState::Succeeded, String::new()),
+            Some("stopped") => (crate::store::StepState::Stopped, String::new()),
+            _ => (
+                crate::store::StepState::Failed,
+                event
+                    .data
+                    .get("error")
+                    .and_then(|e| e.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+        },
+        "handler-skipped" => (crate::store::StepState::Skipped, "condition false".into()),
+        _ => return None,
+    };
+    Some(StepRow {
+        step: event.step.clone()?,
+        state,
+        attempt: 1,
+        started_at: None,
+        finished_at: Some(event.at),
+        detail: Some(
+            format!("graceful-stop handler {detail}")
+                .trim_end()
+                .to_owned(),
+        ),
+    })
+}
+
+fn summary(steps: &[StepView]) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in steps {
+        *counts.entry(s.state.as_str()).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn outcome(status: RecordStatus) -> &'static str {
+    match status {
+        RecordStatus::Succeeded => "ok",
+        RecordStatus::Failed => "failed",
+        RecordStatus::Stopped => "stopped",
+        RecordStatus::ForceStoppedSucceeded | RecordStatus::ForceStoppedFailed => "forced",
+        _ => "active",
+    }
+}
+
+/// Gathers the report's context from the store and the record's plan.
+pub fn context(
+    store: &SqliteStore,
+    id: RecordId,
+    plan: &Plan,
+) -> Result<ReportContext, crate::store::StoreError> {
+    let record: Record = store.record(id)?;
+    let events = store.events(id, 0)?;
+    let mut facts: Vec<(String, String, serde_json::Value)> = Vec::new();
+    let mut answers = BTreeMap::new();
+    let mut rows = store.steps(id)?;
+    for event in &events {
+        let step = event.step.clone().unwrap_or_default();
+        if let Some(row) = handler_row(event) {
+            rows.retain(|r| r.step != row.step);
+            rows.push(row);
+        } else if event.kind == "fact" {
+            let topic = event.data.get("topic").and_then(|t| t.as_str());
+            let data = event.data.get("data").cloned().unwrap_or_default();
+            facts.push((step, topic.unwrap_or("fact").to_owned(), data));
+        } else if event.kind == "step-succeeded" {
+            if let Some(a) = event
+                .data
+                .pointer("/outputs/answer")
+                .and_then(|a| a.as_str())
+            {
+                answers.insert(step, a.to_owned());
+            }
+        }
+    }
+    // Later facts of a topic supersede earlier ones (retries), except that
+    // the data update's summary is the blocking step's, not a later
+    // non-blocking run's.
+    let mut latest: Facts = BTreeMap::new();
+    for (step, topic, data) in &facts {
+        let nonblocking_rerun = topic == "data-update" && latest.contains_key(topic) && {
+            plan.steps.iter().any(|s| &s.id == step && !s.blocking)
+        };
+        if !nonblocking_rerun {
+            latest.insert(topic.clone(), data.clone());
+        }
+    }
+    let steps = ordered_steps(rows, plan, &answers);
+    let now = crate::clock::now();
     Ok(ReportContext {
         record: RecordView {
             id: record.id.0,
             status: record.status.label().to_owned(),
+            outcome: outcome(record.status).into(),
             closed_by: record.closed_by.clone().unwrap_or_else(|| "-".into()),
             mode: record.mode.to_string(),
+            title: plan.runbook.title.clone(),
             runbook: format!("{} {}", record.runbook_name, record.runbook_version),
             plan_digest: record.plan_digest.clone(),
             initial_version: record.initial_version.clone(),
@@ -198,30 +412,40 @@ pub fn context(store: &SqliteStore, id: RecordId) -> Result<ReportContext, Store
             completed: when(record.completed_at),
             duration: record.upgrade_duration(now).map_or("-".into(), hhh_mm_ss),
         },
-        windows,
+        windows: windows(&record, &facts),
+        step_summary: summary(&steps),
         steps,
-        facts,
+        tasks: results::tasks(&latest),
+        data_update: results::data_update(&latest),
+        verification: results::verification(&latest),
     })
 }
 
-/// Renders the Markdown report (strict: a missing value is an error).
-pub fn markdown(context: &ReportContext) -> Result<String, String> {
-    let hb = crate::template::registry();
-    crate::template::render(&hb, REPORT_TEMPLATE, context)
-        .map_err(|e| format!("templates/report.md.hbs: {e}"))
+/// Where a record's report is written, in `format`.
+pub fn path(state: &Path, id: RecordId, format: Format) -> PathBuf {
+    let name = match format {
+        Format::Markdown => "report.md",
+        Format::Html => "report.html",
+    };
+    crate::engine::apply::record_dir(state, id).join(name)
 }
 
-/// Where a record's report is written.
-pub fn path(state: &Path, id: RecordId) -> PathBuf {
-    crate::engine::apply::record_dir(state, id).join("report.md")
-}
-
-/// Renders the report of `id` and writes it next to the record's logs.
-pub fn write(state: &Path, id: RecordId) -> Result<PathBuf, String> {
-    let store = SqliteStore::open(state).map_err(|e| e.to_string())?;
-    let text = markdown(&context(&store, id).map_err(|e| e.to_string())?)?;
-    let path = path(state, id);
-    crate::fsutil::write_atomic(&path, text.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(path)
+/// Renders the report of `id` in both formats and writes them next to
+/// the record's logs; returns the Markdown file's path.
+pub fn write(state: &Path, id: RecordId) -> Result<PathBuf, ReportError> {
+    let store = SqliteStore::open(state)?;
+    let report = Report::load(&store, id)?;
+    let mut written = Vec::new();
+    for format in [Format::Markdown, Format::Html] {
+        let text = report.render(format)?;
+        let path = path(state, id, format);
+        crate::fsutil::write_atomic(&path, text.as_bytes()).map_err(|source| {
+            ReportError::Write {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        written.push(path);
+    }
+    Ok(written.swap_remove(0))
 }

@@ -541,11 +541,16 @@ fn reference_exists(
             "write `steps.ID.outputs.NAME`".into(),
         ),
         ["inputs" | "vars" | "upgrade", ..] => Ok(()),
+        ["announcement", "text" | "markdown" | "html"] => Ok(()),
+        ["announcement", ..] => missing(
+            format!("the template references `{path}`, which does not exist"),
+            "the announcement is `announcement.text`, `announcement.markdown` or `announcement.html`".into(),
+        ),
         [root, ..] => missing(
             format!("the template references `{path}`, which does not exist"),
             format!(
                 "templates can read {}; `{root}` is none of them",
-                quoted(["inputs", "vars", "upgrade", "steps", "stop"])
+                quoted(["inputs", "vars", "upgrade", "announcement", "steps", "stop"])
             ),
         ),
         [] => Ok(()),

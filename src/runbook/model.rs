@@ -336,7 +336,10 @@ pub struct Templates {
     /// The maintenance announcement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub announcement: Option<String>,
-    /// The completion report.
+    /// The completion report in Markdown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<String>,
+    /// The completion report as one self-contained HTML file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_html: Option<String>,
 }

@@ -36,6 +36,7 @@ pub fn merge(layers: Vec<Layer>, diags: &mut Diags) -> Runbook {
             spares: Vec::new(),
         },
         announcement: None,
+        report_templates: Default::default(),
         layers: Vec::new(),
     };
     runbook.title = base.title.clone().unwrap_or_else(|| layers[0].name.clone());
@@ -68,12 +69,24 @@ fn apply_layer(runbook: &mut Runbook, layer_index: usize, layer: &Layer, diags: 
     if let Some(force_stop) = &model.force_stop {
         runbook.force_stop = force_stop.clone();
     }
-    if let Some(path) = model
-        .templates
-        .as_ref()
-        .and_then(|t| t.announcement.as_ref())
-    {
-        load_template(runbook, layer, path, diags);
+    if let Some(templates) = &model.templates {
+        if let Some(path) = &templates.announcement {
+            if let Some(t) = load_template(layer, "announcement", path, diags) {
+                runbook.announcement = Some(t);
+            }
+        }
+        let reports = [
+            ("report", &templates.report),
+            ("report_html", &templates.report_html),
+        ];
+        for (key, path) in reports {
+            if let Some(t) = path
+                .as_ref()
+                .and_then(|p| load_template(layer, key, p, diags))
+            {
+                runbook.report_templates.insert(key.to_owned(), t);
+            }
+        }
     }
     let mut index: HashMap<String, usize> = runbook
         .steps
@@ -175,21 +188,24 @@ fn apply_layer(runbook: &mut Runbook, layer_index: usize, layer: &Layer, diags: 
     }
 }
 
-fn load_template(runbook: &mut Runbook, layer: &Layer, path: &str, diags: &mut Diags) {
+fn load_template(
+    layer: &Layer,
+    key: &str,
+    path: &str,
+    diags: &mut Diags,
+) -> Option<(std::sync::Arc<crate::diag::SourceFile>, String)> {
     let dir = std::path::Path::new(&layer.file.name)
         .parent()
         .map(|p| p.to_path_buf())
         .unwrap_or_default();
     let full = dir.join(path);
     match std::fs::read_to_string(&full) {
-        Ok(text) => {
-            runbook.announcement = Some((
-                crate::diag::SourceFile::new(full.display().to_string(), text.clone()),
-                text,
-            ));
-        }
+        Ok(text) => Some((
+            crate::diag::SourceFile::new(full.display().to_string(), text.clone()),
+            text,
+        )),
         Err(e) => {
-            let at = DocPath::root().key("templates").key("announcement");
+            let at = DocPath::root().key("templates").key(key);
             let span = source::locate(&layer.file, &at, Target::Value);
             diags.push(
                 Diag::new(
@@ -199,6 +215,7 @@ fn load_template(runbook: &mut Runbook, layer: &Layer, path: &str, diags: &mut D
                 )
                 .hint("template paths are relative to the runbook file"),
             );
+            None
         }
     }
 }

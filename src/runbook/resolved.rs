@@ -84,6 +84,8 @@ pub struct Runbook {
     pub force_stop: ForceStopRules,
     /// The announcement template and where it came from, if any layer sets one.
     pub announcement: Option<(Arc<SourceFile>, String)>,
+    /// The report templates a layer sets, by key (`report`, `report_html`).
+    pub report_templates: BTreeMap<String, (Arc<SourceFile>, String)>,
     /// The files, base first.
     pub layers: Vec<Layer>,
 }

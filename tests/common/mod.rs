@@ -2,6 +2,8 @@
 // Each test crate uses a different subset of these.
 #![allow(dead_code)]
 
+pub mod site;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

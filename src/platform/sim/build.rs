@@ -188,6 +188,7 @@ fn instances(settings: &SimSettings, now: i64) -> Instances {
         finished,
         stopped: Vec::new(),
         dispatch_since: Some(now),
+        names: settings.task_names.clone(),
     }
 }
 

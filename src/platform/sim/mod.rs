@@ -95,7 +95,7 @@ impl SimPlatform {
         settings.check().map_err(SimError::Settings)?;
         let sim = SimPlatform {
             path: path.into(),
-            state: Mutex::new(build::fresh(settings, Timestamp::now())),
+            state: Mutex::new(build::fresh(settings, crate::clock::now())),
         };
         sim.save(&sim.lock())?;
         Ok(sim)
@@ -114,7 +114,7 @@ impl SimPlatform {
     /// Recreates the platform from the settings it was created with.
     pub fn reset(&self) -> Result<(), SimError> {
         let mut state = self.lock();
-        let fresh = build::fresh(state.settings.clone(), Timestamp::now());
+        let fresh = build::fresh(state.settings.clone(), crate::clock::now());
         self.save(&fresh)?;
         *state = fresh;
         Ok(())

@@ -35,6 +35,10 @@ pub struct SimSettings {
     pub empty_days: Option<Vec<u32>>,
     /// Injected faults.
     pub faults: Vec<Fault>,
+    /// Task names replacing the generated ones, by node id (to see how
+    /// reports and front ends treat odd or hostile names).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub task_names: std::collections::BTreeMap<u64, String>,
 }
 
 /// The default state file.
@@ -61,6 +65,7 @@ impl Default for SimSettings {
             refuse_first_stop: 2,
             empty_days: None,
             faults: Vec::new(),
+            task_names: Default::default(),
         }
     }
 }

@@ -58,7 +58,7 @@ pub struct SimState {
 impl SimState {
     /// The platform clock now.
     pub fn now(&self) -> Timestamp {
-        let wall = Timestamp::now();
+        let wall = crate::clock::now();
         wall.checked_add(SignedDuration::from_millis(self.skew_ms))
             .unwrap_or(wall)
     }

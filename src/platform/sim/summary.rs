@@ -182,13 +182,28 @@ impl SimSummary {
     fn fmt_maintenance(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = &self.maintenance;
         match (m.active, m.entered_at, m.exited_at) {
-            (true, Some(at), _) => writeln!(
-                f,
-                "  maintenance: on since {at}; the front end refuses operations"
-            ),
+            (true, Some(at), _) => {
+                writeln!(
+                    f,
+                    "  maintenance: on since {at}; the front end refuses operations"
+                )?;
+                self.fmt_announcement(f)
+            }
             (false, _, Some(at)) => writeln!(f, "  maintenance: off (exited {at})"),
             _ => writeln!(f, "  maintenance: off"),
         }
+    }
+
+    /// The notice the front end shows while in maintenance mode.
+    fn fmt_announcement(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(text) = self.maintenance.announcement.as_deref() else {
+            return Ok(());
+        };
+        writeln!(f, "  announcement shown to users:")?;
+        for line in text.lines() {
+            writeln!(f, "    | {line}")?;
+        }
+        Ok(())
     }
 
     fn fmt_services(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -5,7 +5,7 @@
 //! 100,000 instances stop or rerun in milliseconds; the JSON write that
 //! follows each batch is the real cost.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -122,6 +122,9 @@ pub struct Instances {
     /// and execution on); `None` while dispatch is paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispatch_since: Option<i64>,
+    /// Task names set by `sim init --task-name`, by node id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub names: BTreeMap<u64, String>,
 }
 
 fn at(secs: i64) -> Timestamp {
@@ -292,12 +295,20 @@ impl Instances {
         }
     }
 
+    /// The task name of `node`: a name set at init, or the generated one.
+    fn name(&self, node: u64) -> String {
+        self.names
+            .get(&node)
+            .cloned()
+            .unwrap_or_else(|| task_name(node))
+    }
+
     /// One list as the platform shows it.
     pub fn list(&self, list: InstanceList) -> Vec<TaskInstance> {
         let row = |id, node, status, secs| TaskInstance {
             id: InstanceId(id),
             node_id: node,
-            task_name: task_name(node),
+            task_name: self.name(node),
             status,
             updated_at: at(secs),
         };
@@ -327,7 +338,7 @@ impl Instances {
             .map(|s| StoppedInstance {
                 id: InstanceId(s.id),
                 node_id: s.node,
-                task_name: task_name(s.node),
+                task_name: self.name(s.node),
                 stopped_at: at(s.at),
                 rerun_at: s.rerun_at.map(at),
                 last_error: s.error.clone(),

@@ -13,11 +13,16 @@ use serde_json::json;
 
 use super::common::{POLL, fail, item, succeeded, wait_or_stop};
 use super::tasks::{Op, Selection, id_list, in_batches, platform_failure};
-use crate::platform::model::{InstanceId, InstanceList, InstanceOutcome, InstanceResult};
+use crate::platform::model::{
+    InstanceId, InstanceList, InstanceOutcome, InstanceResult, StoppedInstance,
+};
 use crate::plugins::executor::{ItemStatus, Outcome, Progress, StepContext};
 
 /// Retries of refused instances within one attempt.
 const STOP_RETRIES: u32 = 3;
+
+/// At most this many stopped instances are named in the record.
+const STOPPED_ROWS: usize = 1_000;
 
 /// Above this many instances, progress lists only the problem ones.
 const ITEMIZE: usize = 50;
@@ -122,14 +127,14 @@ pub(super) async fn run(ctx: &StepContext, sel: &Selection) -> Outcome {
             report(ctx, &t);
         });
         match stopped.await {
-            Ok(true) => return graceful_stop(ctx, &t),
+            Ok(true) => return graceful_stop(ctx, &t).await,
             Ok(false) => {}
             Err(e) => return platform_failure(ctx, &e),
         }
         if !t.refused.is_empty() {
             retries += 1;
             if retries > STOP_RETRIES {
-                return refused(ctx, &t);
+                return refused(ctx, &t).await;
             }
             ctx.log(format!(
                 "{} instance(s) did not stop; retrying in {}s ({retries}/{STOP_RETRIES})",
@@ -153,7 +158,7 @@ pub(super) async fn run(ctx: &StepContext, sel: &Selection) -> Outcome {
             }
         }
         match wait_or_stop(ctx, POLL).await {
-            Ok(true) => return graceful_stop(ctx, &t),
+            Ok(true) => return graceful_stop(ctx, &t).await,
             Ok(false) => {}
             Err(e) => return platform_failure(ctx, &e),
         }
@@ -195,14 +200,47 @@ async fn finish(ctx: &StepContext, t: &Tally) -> Outcome {
     // The platform's stopped list is the upgrade's, so a retried step
     // reports every instance stopped so far, not only this attempt's.
     let total = match ctx.platform.stopped_instances().await {
-        Ok(list) => list.len(),
+        Ok(list) => {
+            stopped_list_fact(ctx, &list);
+            list.len()
+        }
         Err(_) => t.stopped.len(),
     };
     succeeded([("stopped", json!(total))])
 }
 
-fn refused(ctx: &StepContext, t: &Tally) -> Outcome {
+/// Records the stopped list with names when the step ends early; a
+/// platform that cannot list it now only costs the report its names.
+async fn name_stopped(ctx: &StepContext) {
+    if let Ok(list) = ctx.platform.stopped_instances().await {
+        stopped_list_fact(ctx, &list);
+    }
+}
+
+/// The stopped list with task names, so the completion report can name the
+/// instances from the record alone (capped; the count is exact).
+fn stopped_list_fact(ctx: &StepContext, list: &[StoppedInstance]) {
+    let rows: Vec<_> = list
+        .iter()
+        .take(STOPPED_ROWS)
+        .map(|s| {
+            json!({
+                "id": s.id.0,
+                "node_id": s.node_id,
+                "task_name": s.task_name,
+                "stopped_at": s.stopped_at.to_string(),
+            })
+        })
+        .collect();
+    ctx.fact(
+        "stopped-instances",
+        json!({"count": list.len(), "instances": rows}),
+    );
+}
+
+async fn refused(ctx: &StepContext, t: &Tally) -> Outcome {
     fact(ctx, t);
+    name_stopped(ctx).await;
     report(ctx, t);
     let ids: Vec<String> = t.refused.keys().map(ToString::to_string).collect();
     fail(
@@ -216,8 +254,9 @@ fn refused(ctx: &StepContext, t: &Tally) -> Outcome {
     )
 }
 
-fn graceful_stop(ctx: &StepContext, t: &Tally) -> Outcome {
+async fn graceful_stop(ctx: &StepContext, t: &Tally) -> Outcome {
     fact(ctx, t);
+    name_stopped(ctx).await;
     report(ctx, t);
     ctx.log(format!(
         "stopped on request after force-stopping {} instance(s)",
@@ -255,8 +294,13 @@ mod tests {
         let fact = h.fact("force-stopped").unwrap();
         let finished = fact["finished_on_their_own"].as_array().unwrap().len();
         assert_eq!(stopped + finished, before);
-        assert_eq!(h.sim.stopped_instances().await.unwrap().len(), stopped);
+        let list = h.sim.stopped_instances().await.unwrap();
+        assert_eq!(list.len(), stopped);
         assert!(h.log().contains("did not stop; retrying"), "{}", h.log());
+        // The report names the stopped instances from the record alone.
+        let named = h.fact("stopped-instances").unwrap();
+        assert_eq!(named["count"], json!(stopped));
+        assert_eq!(named["instances"][0]["task_name"], json!(list[0].task_name));
     }
 
     #[tokio::test]

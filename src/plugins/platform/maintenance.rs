@@ -48,6 +48,11 @@ async fn enter(ctx: &StepContext) -> Outcome {
     ctx.log(format!(
         "maintenance mode entered at {at}; the front end refuses operations"
     ));
+    if !announcement.is_empty() {
+        ctx.log(format!(
+            "announcement handed to the platform:\n{announcement}"
+        ));
+    }
     ctx.milestone(Milestone::MaintenanceEntered, at);
     ctx.fact("maintenance", fact(&status));
     done(ctx, "entered");
@@ -99,6 +104,10 @@ mod tests {
         let status = h.sim.maintenance().await.unwrap();
         assert!(status.frontend_refuses_operations);
         assert_eq!(status.announcement.as_deref(), Some("back at 04:00"));
+        assert!(
+            h.log()
+                .contains("announcement handed to the platform:\nback at 04:00")
+        );
         assert_eq!(status.entered_at.unwrap().to_string(), at);
         assert!(h.fact("maintenance").unwrap()["saved_configuration"].is_object());
         let exited = h.run(&Maintenance, json!({"action": "exit"})).await;
