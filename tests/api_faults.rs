@@ -243,11 +243,13 @@ fn a_platform_that_keeps_failing_fails_the_step_with_what_happened() {
     assert!(detail.contains("503"), "{detail}");
     assert!(detail.contains("gave up after 3 attempts"), "{detail}");
     assert!(!detail.contains(&served.token));
-    // The operator ends it. The command's own answer is not checked: it
-    // can race with the record closing (it then says "refused: the upgrade
-    // ended (Force-Stopped and Marked as Failed) before the engine read the
-    // command"), an operator-command issue outside the platform API.
-    let _ = site.run(&["force-stop", "--mark", "failed"], &[]);
+    // The operator ends it.
+    let force = site.run(&["force-stop", "--mark", "failed"], &[]);
+    assert!(
+        force.status.success(),
+        "{}",
+        String::from_utf8_lossy(&force.stderr)
+    );
     let _ = run.wait();
     let store = SqliteStore::open(site.path(".runbook/state.db")).unwrap();
     let record = store.history().unwrap().into_iter().next().unwrap();

@@ -210,17 +210,8 @@ fn force_stopped_report() {
         .command(&["force-stop", "--mark", "failed"])
         .output()
         .unwrap();
-    // Known race outside the report (src/cli/operator.rs): when the engine
-    // closes the record before the command's answer is polled, the command
-    // says "refused: the upgrade ended (Force-Stopped …)" with exit 2 although
-    // the force-stop it asked for is what ended it. Accept both until fixed.
-    let err = common::stderr(&force);
-    assert!(
-        force.status.code() == Some(0)
-            || (force.status.code() == Some(2)
-                && err.contains("ended (Force-Stopped and Marked as Failed)")),
-        "{err}"
-    );
+    // The force-stop that closed the record reports itself accepted.
+    assert_eq!(force.status.code(), Some(0), "{}", common::stderr(&force));
     wait(child, 3);
     let (md, html) = snapshot_both(&site, "force-stopped");
     assert!(

@@ -109,6 +109,13 @@ fn send_and_wait(
     };
     let start = Instant::now();
     while start.elapsed() < ANSWER_WAIT {
+        // Read the record before the command: an engine that accepts the
+        // command and then closes the record is seen answering, not as a
+        // record that closed before the command was read.
+        let closed = store
+            .record(record.id)
+            .ok()
+            .filter(|r| !r.status.is_active());
         match store.command(id) {
             Ok(c) if c.status == CommandStatus::Accepted => {
                 println!("accepted: {}", c.answer.unwrap_or_default());
@@ -118,12 +125,8 @@ fn send_and_wait(
                 eprintln!("refused: {}", c.answer.unwrap_or_default());
                 return exit::BAD_INPUT;
             }
-            // The engine may have closed the record before reading this.
-            Ok(_) if store.record(record.id).is_ok_and(|r| !r.status.is_active()) => {
-                let status = store
-                    .record(record.id)
-                    .map(|r| r.status.label())
-                    .unwrap_or("closed");
+            Ok(_) if closed.is_some() => {
+                let status = closed.map(|r| r.status.label()).unwrap_or("closed");
                 eprintln!(
                     "refused: the upgrade ended ({status}) before the engine read the command"
                 );
