@@ -27,7 +27,10 @@ fn a_closed_record_has_a_report_with_its_status_timeline_and_failures() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert!(String::from_utf8_lossy(&run.stderr).contains("report: .runbook/records/1/report.md"));
+    assert!(
+        String::from_utf8_lossy(&run.stderr)
+            .contains("report: .runbook/records/1/report.md, .runbook/records/1/report.html")
+    );
 
     let written = std::fs::read_to_string(dir.path().join(".runbook/records/1/report.md")).unwrap();
     assert!(

@@ -180,7 +180,7 @@ fn force_stop_offline(state: &Path, store: &SqliteStore, record: &Record, args: 
             );
             // Nobody else will write the closed record's report.
             match crate::report::write(state, record.id) {
-                Ok(path) => eprintln!("report: {}", path.display()),
+                Ok(paths) => eprintln!("report: {}", crate::report::describe_paths(&paths)),
                 Err(e) => eprintln!("warning: the report could not be written: {e}"),
             }
             exit::OK

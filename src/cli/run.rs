@@ -189,7 +189,7 @@ fn finish(result: Result<(RecordId, Ending), RunError>, state: &Path) -> u8 {
             );
             if !matches!(ending, Ending::Interrupted) {
                 match crate::report::write(state, record) {
-                    Ok(path) => eprintln!("report: {}", path.display()),
+                    Ok(paths) => eprintln!("report: {}", crate::report::describe_paths(&paths)),
                     Err(e) => eprintln!("warning: the report could not be written: {e}"),
                 }
             }

@@ -431,8 +431,8 @@ pub fn path(state: &Path, id: RecordId, format: Format) -> PathBuf {
 }
 
 /// Renders the report of `id` in both formats and writes them next to
-/// the record's logs; returns the Markdown file's path.
-pub fn write(state: &Path, id: RecordId) -> Result<PathBuf, ReportError> {
+/// the record's logs; returns their paths, Markdown first.
+pub fn write(state: &Path, id: RecordId) -> Result<Vec<PathBuf>, ReportError> {
     let store = SqliteStore::open(state)?;
     let report = Report::load(&store, id)?;
     let mut written = Vec::new();
@@ -447,5 +447,14 @@ pub fn write(state: &Path, id: RecordId) -> Result<PathBuf, ReportError> {
         })?;
         written.push(path);
     }
-    Ok(written.swap_remove(0))
+    Ok(written)
+}
+
+/// The paths [`write`] returned, for one line of output.
+pub fn describe_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
