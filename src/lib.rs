@@ -4,6 +4,7 @@
 //! in this library so that tests and benchmarks drive the same code.
 
 pub mod cli;
+pub mod config;
 pub mod diag;
 pub mod duration;
 pub mod engine;
@@ -20,3 +21,4 @@ pub mod store;
 pub mod template;
 pub mod upgrade;
 pub mod version;
+pub mod yaml;

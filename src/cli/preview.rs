@@ -27,6 +27,8 @@ pub enum SchemaKind {
     Runbook,
     /// Upgrade files.
     Upgrade,
+    /// Version configurations (YAML) for the catalog.
+    Version,
 }
 
 /// Prints diagnostics; bad input.
@@ -101,6 +103,7 @@ pub fn schema(which: SchemaKind, output: Option<&Path>) -> u8 {
     let schema = match which {
         SchemaKind::Runbook => crate::schema::runbook(),
         SchemaKind::Upgrade => crate::schema::upgrade(),
+        SchemaKind::Version => crate::schema::version(),
     };
     let text = crate::schema::to_text(&schema);
     match output {
