@@ -160,6 +160,7 @@ impl SafeZip {
             .by_index(index)
             .map_err(|e| refuse(format!("cannot be read: {e}"), "build the archive again"))?;
         let compressed = file.compressed_size().max(1);
+        let declared = file.size();
         let mut buf = vec![0u8; 64 * 1024];
         let mut produced = 0u64;
         loop {
@@ -175,6 +176,14 @@ impl SafeZip {
             };
             produced += n as u64;
             self.total += n as u64;
+            if produced > declared {
+                return Err(refuse(
+                    format!(
+                        "it decompresses to more than the {declared} bytes its header declares"
+                    ),
+                    "the archive is corrupt or crafted; build it again",
+                ));
+            }
             if produced > self.limits.max_entry_bytes {
                 return Err(refuse(
                     format!(
