@@ -149,14 +149,7 @@ fn ask_simulator(path: &Path) -> Online {
     }
 }
 
-/// Asks a platform for the configuration it runs now.
-pub async fn online_of(platform: &dyn crate::platform::Platform) -> Online {
-    match platform.online_values().await {
-        Ok(Some(text)) => Online::Values(crate::diag::SourceFile::new("online values.yaml", text)),
-        Ok(None) => Online::Unavailable("the platform has no values.yaml on record".into()),
-        Err(e) => Online::Unavailable(e.to_string()),
-    }
-}
+pub use crate::config::check::online_of;
 
 fn check(c: &Check<'_>) -> u8 {
     let entry = match find_entry(c.state, c.version) {
