@@ -138,9 +138,12 @@ fn main() {
     run("list the central directory (baseline)", &|| {
         assert_eq!(list_directory(&path), ENTRIES);
     });
-    run("decompress every entry, zip crate alone (baseline)", &|| {
-        assert!(decompress_all(&path) > size);
-    });
+    run(
+        "decompress every entry, zip crate alone (baseline)",
+        &|| {
+            assert!(decompress_all(&path) > size);
+        },
+    );
     run("runbook config check", &|| {
         let report = check_path(&path, &version, &online, &limits).expect("checks");
         assert_eq!(report.entries, ENTRIES);
@@ -156,6 +159,10 @@ fn main() {
     }
     println!(
         "aim: under 1 s -> {}",
-        if check < Duration::from_secs(1) { "met" } else { "NOT met" }
+        if check < Duration::from_secs(1) {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
 }
