@@ -172,3 +172,65 @@ fn showing_a_version_not_in_the_catalog_says_how_to_add_it() {
         stderr(&out)
     );
 }
+
+/// `runbook ARGS` on a pseudo-terminal (util-linux `script`), typing `input`.
+fn on_terminal(dir: &Path, args: &str, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_runbook"));
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn on_a_terminal_replacing_a_version_is_asked_with_the_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = packages::version_file("V5.2.0.01", MD5);
+    let second = first.replace("test version", "rebuilt");
+    write(dir.path(), "v.yaml", &first);
+    write(dir.path(), "v2.yaml", &second);
+    assert_eq!(
+        run(dir.path(), &["versions", "import", "v.yaml"])
+            .status
+            .code(),
+        Some(0)
+    );
+
+    let out = on_terminal(dir.path(), "versions import v2.yaml", "n\n");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("-description: test version") && shown.contains("+description: rebuilt"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Replace it? [y/N]") && shown.contains("not imported"),
+        "{shown}"
+    );
+    assert_eq!(
+        run(dir.path(), &["versions", "show", "V5.2.0.01", "-o", "-"]).stdout,
+        first.as_bytes()
+    );
+
+    let out = on_terminal(dir.path(), "versions import v2.yaml", "y\n");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("replaced"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        run(dir.path(), &["versions", "show", "V5.2.0.01", "-o", "-"]).stdout,
+        second.as_bytes()
+    );
+}
