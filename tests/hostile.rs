@@ -325,3 +325,18 @@ fn deeply_nested_toml_is_refused_without_a_crash() {
     let out = run(dir.path(), &["validate", "./deep.toml"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn an_oversized_toml_file_is_refused_before_parsing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("name = \"x\"\n# ");
+    text.push_str(&"x".repeat(runbook::source::MAX_TOML_BYTES));
+    std::fs::write(dir.path().join("big.toml"), text).unwrap();
+    let out = run(dir.path(), &["validate", "./big.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("file is larger than"),
+        "{}",
+        &stderr(&out)[..300.min(stderr(&out).len())]
+    );
+}
