@@ -260,6 +260,25 @@ pub fn locate(text: &str, path: &DocPath) -> Range<usize> {
     span
 }
 
+/// Like [`locate`], but the value written after the key on the same line
+/// when there is one (`version: five` points at `five`).
+pub fn locate_value(text: &str, path: &DocPath) -> Range<usize> {
+    let key = locate(text, path);
+    let line_end = text[key.end..]
+        .find('\n')
+        .map_or(text.len(), |i| key.end + i);
+    let rest = &text[key.end..line_end];
+    let Some(after) = rest.find(':').map(|i| i + 1).filter(|_| !key.is_empty()) else {
+        return key;
+    };
+    let value = rest[after..].trim();
+    if value.is_empty() || value.starts_with('#') {
+        return key;
+    }
+    let start = key.end + after + (rest[after..].len() - rest[after..].trim_start().len());
+    start..start + value.len()
+}
+
 /// One line: its start offset and the column of its first significant character.
 struct Line {
     start: usize,
@@ -447,6 +466,8 @@ mod tests {
         let text = "a:\n  b:\n    - x: 1\n    - x: 2\n      y: 3\nc: 4\n";
         assert_eq!(&text[locate(text, &DocPath::parse("a.b[1].y"))], "y");
         assert_eq!(&text[locate(text, &DocPath::parse("c"))], "c");
+        assert_eq!(&text[locate_value(text, &DocPath::parse("c"))], "4");
+        assert_eq!(&text[locate_value(text, &DocPath::parse("a.b"))], "b");
         let fallback = locate(text, &DocPath::parse("a.b[1].zzz"));
         assert_eq!(&text[fallback], "- x: 2");
         assert_eq!(locate("{a: 1}", &DocPath::parse("a")), 0..0);

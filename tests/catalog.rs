@@ -81,10 +81,10 @@ fn an_invalid_file_is_refused_with_every_reason_and_its_place() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     for expected in [
-        "--> bad.yaml:3:1",  // colour: unknown key
-        "--> bad.yaml:7:5",  // mgmt twice
-        "--> bad.yaml:8:5",  // version: five
-        "--> bad.yaml:15:1", // template_md5
+        "--> bad.yaml:3:1",   // colour: unknown key
+        "--> bad.yaml:7:11",  // mgmt twice
+        "--> bad.yaml:8:14",  // version: five
+        "--> bad.yaml:15:15", // template_md5
     ] {
         assert!(err.contains(expected), "missing {expected} in:\n{err}");
     }

@@ -165,7 +165,7 @@ pub fn load_version_config(
     let at = |path: &str, message: String| {
         Diag::new(
             file,
-            yaml::locate(&file.text, &DocPath::parse(path)),
+            yaml::locate_value(&file.text, &DocPath::parse(path)),
             message,
         )
     };
@@ -363,16 +363,16 @@ data_update_tasks:
             "{summary}"
         );
         assert!(
-            summary.contains("v.yaml:6:5: service `mgmt` is listed twice"),
+            summary.contains("v.yaml:6:11: service `mgmt` is listed twice"),
             "{summary}"
         );
         assert!(
-            summary.contains("v.yaml:12:1: `nope` is not an MD5"),
+            summary.contains("v.yaml:12:15: `nope` is not an MD5"),
             "{summary}"
         );
         assert!(summary.contains("first three segments"), "{summary}");
         assert!(
-            summary.contains("v.yaml:18:5: metadata acquisition can never be skipped"),
+            summary.contains("v.yaml:18:16: metadata acquisition can never be skipped"),
             "{summary}"
         );
     }
