@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod diag;
 pub mod duration;
 pub mod engine;
@@ -21,3 +22,4 @@ pub mod store;
 pub mod template;
 pub mod upgrade;
 pub mod version;
+pub mod yaml;

@@ -173,6 +173,16 @@ enum Command {
     },
     /// List the built-in plugins and their parameters.
     Plugins,
+    /// The version catalog: import, list and show version configurations.
+    Versions {
+        #[command(subcommand)]
+        command: cli::catalog::VersionsCommand,
+    },
+    /// Check a site's configuration package against a version; keep and download it.
+    Config {
+        #[command(subcommand)]
+        command: cli::config::ConfigCommand,
+    },
     /// Create, inspect, reset or advance the simulated platform.
     Sim {
         #[command(subcommand)]
@@ -280,6 +290,8 @@ fn main() -> ExitCode {
         } => operator::report(&state(&s), record, html, output.as_deref()),
         Command::Schema { which, output } => preview::schema(which, output.as_deref()),
         Command::Plugins => preview::plugins(),
+        Command::Versions { command } => cli::catalog::versions_cmd(command),
+        Command::Config { command } => cli::config::config_cmd(command),
         Command::Sim { command } => cli::sim::sim_cmd(command),
     };
     ExitCode::from(code)

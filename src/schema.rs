@@ -21,6 +21,12 @@ pub fn upgrade() -> Value {
     serde_json::to_value(schema).unwrap_or(Value::Null)
 }
 
+/// The schema of version configurations (YAML files for the catalog).
+pub fn version() -> Value {
+    let schema = schemars::schema_for!(crate::config::VersionConfig);
+    serde_json::to_value(schema).unwrap_or(Value::Null)
+}
+
 /// The schema text as checked in: pretty JSON with a trailing newline.
 pub fn to_text(schema: &Value) -> String {
     let mut text = serde_json::to_string_pretty(schema).unwrap_or_default();
@@ -101,6 +107,7 @@ mod tests {
         for (file, schema) in [
             ("runbook.schema.json", runbook()),
             ("upgrade.schema.json", upgrade()),
+            ("version.schema.json", version()),
         ] {
             let path = format!("{root}/schemas/{file}");
             let on_disk = std::fs::read_to_string(&path).unwrap_or_default();

@@ -36,6 +36,11 @@ pub struct UpgradeFile {
     /// this one (the version catalog provides it once imported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zero_downtime_compatible: Option<bool>,
+    /// A configuration package (YAML or ZIP; a path relative to this file)
+    /// checked against the target version of the catalog when planning; its
+    /// verdicts are shown in the plan, and a blocking one refuses the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_package: Option<String>,
     /// The upgrade mode; must match the runbook's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,

@@ -1,6 +1,9 @@
 //! The command implementations behind `main.rs`: each returns the process
 //! exit code (see `exit.rs`) after printing what the operator needs.
 
+pub mod catalog;
+pub mod config;
+pub mod limits;
 pub mod operator;
 pub mod preview;
 pub mod run;

@@ -31,6 +31,8 @@ pub enum SchemaKind {
     PluginProtocol,
     /// The platform REST API (OpenAPI 3.1, YAML).
     PlatformApi,
+    /// Version configurations (YAML) for the catalog.
+    Version,
 }
 
 /// Prints diagnostics; bad input.
@@ -75,7 +77,35 @@ pub fn make_plan(upgrade: &Path) -> Result<Plan, Diags> {
         now: jiff::ZonedDateTime::now().datetime(),
         platform_version: &ask,
     };
-    plan::plan(upgrade, &ctx)
+    let parsed = crate::upgrade::Upgrade::load(upgrade).ok();
+    let store = parsed
+        .as_ref()
+        .and_then(|u| {
+            let path = u.file.store.as_ref()?.path.as_ref()?;
+            Some(u.dir.join(path))
+        })
+        .unwrap_or_else(|| crate::cli::state_path(None));
+    let online = || -> crate::config::check::Online {
+        let config = parsed
+            .as_ref()
+            .and_then(crate::upgrade::Upgrade::platform_config);
+        let asked = crate::platform::open(config.as_ref(), false).map(|platform| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(crate::cli::config::online_of(platform.as_ref())))
+        });
+        match asked {
+            Ok(Ok(online)) => online,
+            Ok(Err(e)) => crate::config::check::Online::Unavailable(e.to_string()),
+            Err(e) => crate::config::check::Online::Unavailable(e.to_string()),
+        }
+    };
+    let catalog = plan::catalog::StoreCatalog {
+        path: &store,
+        online: &online,
+    };
+    plan::plan_with(upgrade, &ctx, &catalog)
 }
 
 /// `runbook plan`.
@@ -105,6 +135,7 @@ pub fn schema(which: SchemaKind, output: Option<&Path>) -> u8 {
     let text = match which {
         SchemaKind::Runbook => crate::schema::to_text(&crate::schema::runbook()),
         SchemaKind::Upgrade => crate::schema::to_text(&crate::schema::upgrade()),
+        SchemaKind::Version => crate::schema::to_text(&crate::schema::version()),
         SchemaKind::PluginProtocol => {
             crate::schema::to_text(&crate::plugins::external::protocol::schema())
         }

@@ -56,6 +56,19 @@ pub enum SimCommand {
         #[arg(long = "state", default_value = sim::DEFAULT_STATE)]
         state: PathBuf,
     },
+    /// Set the configuration (values.yaml) the platform runs, which `config
+    /// check` compares a package's with; `--clear` removes it.
+    Values {
+        /// The values.yaml file.
+        #[arg(required_unless_present = "clear")]
+        file: Option<PathBuf>,
+        /// Remove the configuration instead.
+        #[arg(long, conflicts_with = "file")]
+        clear: bool,
+        /// The state file.
+        #[arg(long = "state", default_value = sim::DEFAULT_STATE)]
+        state: PathBuf,
+    },
     /// Move the platform clock forward (running instances may finish).
     Advance {
         /// How far, e.g. "10m".
@@ -132,6 +145,22 @@ pub fn sim_cmd(command: SimCommand) -> u8 {
             sim_show_after(SimPlatform::open(&state).and_then(|sim| sim.reset().map(|()| sim)))
         }
         SimCommand::Serve(args) => crate::cli::serve::serve(args),
+        SimCommand::Values {
+            file,
+            clear: _,
+            state,
+        } => {
+            let text = match file.map(std::fs::read_to_string).transpose() {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: cannot read the values file: {e}");
+                    return exit::BAD_INPUT;
+                }
+            };
+            sim_show_after(
+                SimPlatform::open(&state).and_then(|sim| sim.set_online_values(text).map(|()| sim)),
+            )
+        }
         SimCommand::Advance { by, state } => match crate::duration::parse(&by) {
             Ok(period) => sim_show_after(
                 SimPlatform::open(&state).and_then(|sim| sim.jump(period).map(|()| sim)),

@@ -5,6 +5,8 @@
 //! render parameters, build the DAG, order it, find the critical path and
 //! the ETA, and digest every source that went in.
 
+pub mod catalog;
+mod catalog_steps;
 pub mod dag;
 pub mod render;
 pub mod resolve;
@@ -18,7 +20,7 @@ use serde_json::Value;
 use crate::runbook::model::{ForceStopMark, Gate, OnFailure, Phase, Skippable};
 use crate::version::Mode;
 
-pub use resolve::{plan, plan_runbook};
+pub use resolve::{plan, plan_runbook, plan_runbook_with, plan_with};
 
 /// The plan file's format version.
 pub const PLAN_FORMAT: u32 = 1;
@@ -67,6 +69,9 @@ pub struct Plan {
     pub templates: PlanTemplates,
     /// Platform, store and database settings from the upgrade file.
     pub settings: PlanSettings,
+    /// What the version catalog says about the target version, when it has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<catalog::PlanCatalog>,
 }
 
 /// The upgrade file's settings a run needs, with relative paths resolved

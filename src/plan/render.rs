@@ -54,6 +54,9 @@ pub fn text(plan: &Plan) -> String {
         let _ = writeln!(out, "  {:<14} {state}{marks}", option.mode.as_str());
     }
     let _ = writeln!(out, "  {}", plan.modes.why);
+    if let Some(catalog) = &plan.catalog {
+        out.push_str(&crate::plan::catalog::render_text(catalog));
+    }
     let mut number = 0;
     for phase in [Phase::Select, Phase::Upgrade, Phase::Verify] {
         let steps: Vec<&PlannedStep> = plan.steps.iter().filter(|s| s.phase == phase).collect();

@@ -9,6 +9,10 @@ use sha2::{Digest, Sha256};
 
 use crate::diag::{Diag, Diags};
 use crate::duration;
+use crate::plan::catalog::{CatalogSource, CatalogVersion, NoCatalog, PlanCatalog};
+use crate::plan::catalog_steps::{
+    apply_catalog, catalog_decisions, catalog_version, config_check, config_package_path,
+};
 use crate::plan::dag::{self, Node};
 use crate::plan::{
     PLAN_FORMAT, Plan, PlanForceStop, PlanRunbook, PlanSource, PlanStop, PlanUpgrade, PlannedStep,
@@ -37,8 +41,19 @@ pub struct PlanContext<'a> {
     pub platform_version: &'a dyn Fn() -> Result<Version, String>,
 }
 
-/// Loads the upgrade file at `path`, its runbook and overlays, and plans.
+/// Loads the upgrade file at `path`, its runbook and overlays, and plans
+/// without a version catalog.
 pub fn plan(path: &Path, ctx: &PlanContext<'_>) -> Result<Plan, Diags> {
+    plan_with(path, ctx, &NoCatalog)
+}
+
+/// Loads the upgrade file at `path`, its runbook and overlays, and plans,
+/// reading the target version from `catalog`.
+pub fn plan_with(
+    path: &Path,
+    ctx: &PlanContext<'_>,
+    catalog: &dyn CatalogSource,
+) -> Result<Plan, Diags> {
     let upgrade = Upgrade::load(path)?;
     let runbook = runbook::load_with_plugins(
         &upgrade.file.runbook,
@@ -47,7 +62,7 @@ pub fn plan(path: &Path, ctx: &PlanContext<'_>) -> Result<Plan, Diags> {
         &plugin_path(&upgrade),
     )
     .map_err(|d| at_runbook_ref(&upgrade, d))?;
-    plan_runbook(&runbook, &upgrade, ctx)
+    plan_runbook_with(&runbook, &upgrade, ctx, catalog)
 }
 
 /// The plugin path the upgrade file configures (then RUNBOOK_PLUGIN_PATH).
@@ -75,14 +90,26 @@ fn at_runbook_ref(upgrade: &Upgrade, mut diags: Diags) -> Diags {
     diags
 }
 
-/// Plans an already loaded runbook for `upgrade`.
+/// Plans an already loaded runbook for `upgrade`, without a version catalog.
 pub fn plan_runbook(
     runbook: &Runbook,
     upgrade: &Upgrade,
     ctx: &PlanContext<'_>,
 ) -> Result<Plan, Diags> {
+    plan_runbook_with(runbook, upgrade, ctx, &NoCatalog)
+}
+
+/// Plans an already loaded runbook for `upgrade`, reading the target
+/// version from `catalog`.
+pub fn plan_runbook_with(
+    runbook: &Runbook,
+    upgrade: &Upgrade,
+    ctx: &PlanContext<'_>,
+    catalog: &dyn CatalogSource,
+) -> Result<Plan, Diags> {
     let mut diags = Diags::default();
-    let versions = versions(upgrade, ctx, &mut diags);
+    let found = catalog_version(upgrade, catalog, &mut diags);
+    let versions = versions(upgrade, ctx, found.as_ref(), &mut diags);
     let mode = mode(runbook, upgrade, &mut diags);
     let before_inputs = diags.0.len();
     let inputs = inputs(runbook, upgrade, ctx, &mut diags);
@@ -90,6 +117,9 @@ pub fn plan_runbook(
     // fail too; one error per input is enough.
     let inputs_ok = diags.0.len() == before_inputs;
     decisions(runbook, upgrade, &mut diags);
+    if let Some(found) = &found {
+        catalog_decisions(upgrade, &found.config, &mut diags);
+    }
     let (Some(path), Some(mode)) = (versions, mode) else {
         return Err(diags);
     };
@@ -108,7 +138,7 @@ pub fn plan_runbook(
                 )),
         );
     }
-    let context = json!({
+    let mut context = json!({
         "inputs": inputs,
         "vars": runbook.vars,
         "upgrade": {
@@ -118,6 +148,9 @@ pub fn plan_runbook(
             "runbook": format!("{}@{}", runbook.name, runbook.version),
         },
     });
+    if let Some(package) = config_package_path(upgrade) {
+        context["upgrade"]["config_package"] = Value::from(package.display().to_string());
+    }
     let hb = template::registry();
     let mut steps = Vec::new();
     let mut handlers = Vec::new();
@@ -134,7 +167,6 @@ pub fn plan_runbook(
     );
     // Steps read the announcement as `announcement.text|markdown|html`:
     // what the platform is handed is exactly what the preview shows.
-    let mut context = context;
     context["announcement"] = json!(crate::report::announcement::Announcement::from_markdown(
         &announcement
     ));
@@ -147,6 +179,22 @@ pub fn plan_runbook(
         }
     }
     handlers.sort_by_key(|h| runbook.stop.on_stop.iter().position(|id| *id == h.id));
+    let plan_catalog = found.as_ref().map(|f| {
+        apply_catalog(&mut steps, &f.config);
+        let mut section = PlanCatalog::new(f, &path.current);
+        section.config_check = config_check(upgrade, &f.config, catalog, &mut diags);
+        section
+    });
+    if found.is_none() && upgrade.file.config_package.is_some() {
+        diags.push(
+            upgrade
+                .diag(
+                    &DocPath::root().key("config_package"),
+                    format!("the target version {} is not in the version catalog, so its configuration package cannot be checked", path.target),
+                )
+                .hint("import its version configuration with `runbook versions import FILE`"),
+        );
+    }
     let external = crate::plugins::external::planning::pin(
         runbook,
         &plugin_path(upgrade),
@@ -198,6 +246,7 @@ pub fn plan_runbook(
             plugins: external.executables,
             ..settings(upgrade)
         },
+        catalog: plan_catalog,
     }
     .with_digest())
 }
@@ -222,7 +271,12 @@ fn settings(upgrade: &Upgrade) -> crate::plan::PlanSettings {
     }
 }
 
-fn versions(upgrade: &Upgrade, ctx: &PlanContext<'_>, diags: &mut Diags) -> Option<UpgradePath> {
+fn versions(
+    upgrade: &Upgrade,
+    ctx: &PlanContext<'_>,
+    found: Option<&CatalogVersion>,
+    diags: &mut Diags,
+) -> Option<UpgradePath> {
     let at = |key: &str| DocPath::root().key(key);
     let current = if upgrade.file.current_version == ASK_PLATFORM {
         (ctx.platform_version)().map_err(|why| {
@@ -258,7 +312,12 @@ fn versions(upgrade: &Upgrade, ctx: &PlanContext<'_>, diags: &mut Diags) -> Opti
         }
     }
     let target = upgrade.file.target_version.clone();
-    UpgradePath::new(current, target, upgrade.file.zero_downtime_compatible)
+    // The catalog is the source when it has the version.
+    let compatible = match found {
+        Some(f) => f.config.zero_downtime_from(&current),
+        None => upgrade.file.zero_downtime_compatible,
+    };
+    UpgradePath::new(current, target, compatible)
         .map_err(|e| diags.push(upgrade.diag(&at("target_version"), e.message).hint(e.hint)))
         .ok()
 }

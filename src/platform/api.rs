@@ -211,6 +211,16 @@ pub trait Platform: Send + Sync {
         Err(PlatformError::unsupported("data-update logs"))
     }
 
+    // ----- Configuration ----------------------------------------------
+
+    /// The `values.yaml` the platform runs now (`None` when it has none),
+    /// which a configuration package's is compared with before an upgrade.
+    async fn online_values(&self) -> PlatformResult<Option<String>> {
+        Err(PlatformError::unsupported(
+            "reading the online configuration",
+        ))
+    }
+
     // ----- Verification -----------------------------------------------
 
     /// The last instance generation (23:00 each day), or "To be generated".

@@ -4,6 +4,7 @@
 //! loader checks `with` tables and templates against; `executor` is the
 //! interface the engine runs them through; `registry` maps names to them.
 
+pub mod config_check;
 pub mod exec;
 pub mod executor;
 pub mod external;

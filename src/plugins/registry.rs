@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::plugins::executor::Executor;
-use crate::plugins::{exec, gate, http, platform, postgres_backup, wait};
+use crate::plugins::{config_check, exec, gate, http, platform, postgres_backup, wait};
 
 /// The executors by plugin name.
 pub type Registry = HashMap<&'static str, Arc<dyn Executor>>;
@@ -16,6 +16,7 @@ pub fn builtin() -> Registry {
     registry.insert("wait", Arc::new(wait::Wait));
     registry.insert("gate", Arc::new(gate::Gate));
     registry.insert("http", Arc::new(http::Http::new()));
+    registry.insert("config.check", Arc::new(config_check::ConfigCheck));
     registry.insert(
         "postgres.backup",
         Arc::new(postgres_backup::PostgresBackup::new()),

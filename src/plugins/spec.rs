@@ -344,8 +344,14 @@ static BUILTINS: &[PluginSpec] = &[
                 false,
                 "the version to check against (default: the target)",
             ),
+            p(
+                "catalog",
+                ParamKind::Object,
+                false,
+                "the version configuration; set by the planner from the version catalog",
+            ),
         ],
-        outputs: &["verdicts"],
+        outputs: &["verdicts", "result"],
     },
     PluginSpec {
         name: "platform.maintenance",

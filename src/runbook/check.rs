@@ -16,7 +16,13 @@ use crate::source::{self, DocPath, Seg, Target};
 use crate::template;
 
 /// The fields of `upgrade` a template may read.
-pub const UPGRADE_FIELDS: &[&str] = &["mode", "current_version", "target_version", "runbook"];
+pub const UPGRADE_FIELDS: &[&str] = &[
+    "mode",
+    "current_version",
+    "target_version",
+    "runbook",
+    "config_package",
+];
 
 /// The closest of `candidates` to `word`, when it is close enough to be a
 /// likely typo.

@@ -103,6 +103,20 @@ pub enum StoreError {
         what: String,
     },
 
+    /// The version is in the catalog already, with another file.
+    #[error(
+        "version {version} is already in the catalog with a different file \
+         (hint: pass --overwrite to replace it, or import it from a terminal to be asked)"
+    )]
+    VersionExists {
+        /// The version.
+        version: String,
+    },
+
+    /// Reading or writing data streamed through the store failed.
+    #[error("streaming data through the state store failed")]
+    Io(#[source] std::io::Error),
+
     /// The store was written by a newer format than this build knows.
     #[error(
         "state store format {found} is newer than this build supports ({supported}) \

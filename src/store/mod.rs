@@ -17,4 +17,4 @@ pub use model::{
     Change, Command, CommandKind, CommandStatus, Event, NewRecord, Record, RecordAction, RecordId,
     RecordStatus, RecordTime, StepRow, StepState,
 };
-pub use sqlite::{FORMAT_VERSION, SqliteStore};
+pub use sqlite::{CatalogEntry, FORMAT_VERSION, Imported, KeptPackage, SqliteStore};

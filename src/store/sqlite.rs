@@ -20,8 +20,10 @@ use codec::{
 };
 use schema::{configure, migrate};
 
+pub use catalog::{CatalogEntry, Imported, KeptPackage};
 pub use schema::FORMAT_VERSION;
 
+mod catalog;
 mod codec;
 mod schema;
 

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::client::HttpPlatform;
 use super::endpoints::Op;
-use super::wire::{ClockBody, LinesBody, TextBody, VersionBody};
+use super::wire::{ClockBody, LinesBody, OnlineValuesBody, TextBody, VersionBody};
 use crate::platform::model::{
     BackupStatus, DataUpdateTask, DayStatusCounts, Environment, EnvironmentSwitches,
     FailedInstance, InstanceFilter, InstanceId, InstanceList, InstanceResult, MaintenanceStatus,
@@ -186,6 +186,11 @@ impl Platform for HttpPlatform {
     async fn data_update_log(&self, task: &str) -> PlatformResult<Vec<String>> {
         let body: LinesBody = self.get(Op::DataUpdateLog, &[task]).await?;
         Ok(body.lines)
+    }
+
+    async fn online_values(&self) -> PlatformResult<Option<String>> {
+        let body: OnlineValuesBody = self.get(Op::OnlineValues, &[]).await?;
+        Ok(body.values)
     }
 
     async fn recent_instances(&self) -> PlatformResult<RecentInstances> {

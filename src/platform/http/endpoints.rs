@@ -8,8 +8,8 @@
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::wire::{
-    AnnouncementBody, BackupBody, ClockBody, IdsBody, LinesBody, SwitchBody, TargetBody, TextBody,
-    VersionBody, WaitBody,
+    AnnouncementBody, BackupBody, ClockBody, IdsBody, LinesBody, OnlineValuesBody, SwitchBody,
+    TargetBody, TextBody, VersionBody, WaitBody,
 };
 use crate::platform::model::{
     DataUpdateTask, DayStatusCounts, Environment, EnvironmentSwitches, FailedInstance,
@@ -149,6 +149,7 @@ pub enum Op {
     StopDataUpdate,
     SkipDataUpdate,
     DataUpdateLog,
+    OnlineValues,
     RecentInstances,
     SevenDayAverage,
     StatusDistribution,
@@ -158,7 +159,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation, in the order the trait declares them.
-    pub const ALL: [Op; 31] = [
+    pub const ALL: [Op; 32] = [
         Op::InstalledVersion,
         Op::Now,
         Op::Wait,
@@ -185,6 +186,7 @@ impl Op {
         Op::StopDataUpdate,
         Op::SkipDataUpdate,
         Op::DataUpdateLog,
+        Op::OnlineValues,
         Op::RecentInstances,
         Op::SevenDayAverage,
         Op::StatusDistribution,
@@ -447,6 +449,12 @@ impl Op {
                     s::<LinesBody>,
                 )
             },
+            Op::OnlineValues => get(
+                "online_values",
+                "/v1/configuration/values",
+                "The values.yaml the platform runs now (null when it has none).",
+                s::<OnlineValuesBody>,
+            ),
             Op::RecentInstances => get(
                 "recent_instances",
                 "/v1/verification/recent-instances",

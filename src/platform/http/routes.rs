@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use super::endpoints::Op;
 use super::server::{App, Reply, bad_request, reply};
 use super::wire::{
-    AnnouncementBody, BackupBody, ClockBody, IdsBody, LinesBody, MAX_WAIT_SECONDS, SwitchBody,
-    TargetBody, TextBody, VersionBody, WaitBody,
+    AnnouncementBody, BackupBody, ClockBody, IdsBody, LinesBody, MAX_WAIT_SECONDS,
+    OnlineValuesBody, SwitchBody, TargetBody, TextBody, VersionBody, WaitBody,
 };
 use crate::platform::model::{Environment, InstanceFilter, InstanceList, Switch};
 use crate::platform::{Platform, PlatformResult};
@@ -287,6 +287,14 @@ pub(super) fn route(op: Op) -> MethodRouter<App> {
                 .data_update_log(&task)
                 .await
                 .map(|lines| LinesBody { lines })
+        }),
+        Op::OnlineValues => get(|State(app): State<App>| async move {
+            reply(
+                app.platform
+                    .online_values()
+                    .await
+                    .map(|values| OnlineValuesBody { values }),
+            )
         }),
         Op::RecentInstances => {
             get(

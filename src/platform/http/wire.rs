@@ -20,6 +20,13 @@ pub struct VersionBody {
     pub version: Version,
 }
 
+/// The configuration the platform runs now.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct OnlineValuesBody {
+    /// Its `values.yaml`, or null when it has none.
+    pub values: Option<String>,
+}
+
 /// The platform's clock.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ClockBody {

@@ -28,6 +28,7 @@ const EMPTY: u64 = 24;
 pub fn fresh(settings: SimSettings, now: Timestamp) -> SimState {
     let version = settings.version.clone();
     SimState {
+        online_values: None,
         format: FORMAT,
         skew_ms: 0,
         installed_version: version.clone(),

@@ -168,6 +168,13 @@ impl SimPlatform {
         self.save(&state)
     }
 
+    /// Sets the configuration the platform runs (what `runbook sim values` does).
+    pub fn set_online_values(&self, values: Option<String>) -> Result<(), SimError> {
+        let mut state = self.lock();
+        state.online_values = values;
+        self.save(&state)
+    }
+
     fn lock(&self) -> MutexGuard<'_, SimState> {
         // A panic elsewhere cannot leave the state half-changed on disk
         // (writes are atomic), so a poisoned lock is still usable.

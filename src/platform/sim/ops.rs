@@ -111,6 +111,10 @@ impl Platform for SimPlatform {
         self.read(|_, now| Ok(now))
     }
 
+    async fn online_values(&self) -> PlatformResult<Option<String>> {
+        self.read(|s, _| Ok(s.online_values.clone()))
+    }
+
     async fn wait(&self, period: Duration) -> PlatformResult<()> {
         self.advance(period).await
     }

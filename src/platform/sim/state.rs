@@ -53,6 +53,10 @@ pub struct SimState {
     pub history: History,
     /// Faults still armed (one-time faults disappear once they fire).
     pub faults: Vec<Fault>,
+    /// The configuration (`values.yaml`) the platform runs, if one was set
+    /// with `runbook sim values`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_values: Option<String>,
 }
 
 impl SimState {

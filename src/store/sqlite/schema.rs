@@ -13,7 +13,9 @@ use crate::store::StoreError;
 ///
 /// Changelog (append only; never edit a shipped entry):
 /// - 1: records, steps, events, commands; the `one_active` lock index.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+/// - 2: the version catalog (`versions`) and kept configuration packages
+///   (`config_packages`).
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
 
 /// The newest store format this build reads and writes.
 pub const FORMAT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -24,7 +26,7 @@ pub const FORMAT_VERSION: i64 = MIGRATIONS.len() as i64;
 // would report a busy database instead of the real answer, "locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-const SCHEMA_V1: &str = "
+pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE records (
     -- AUTOINCREMENT so that the id of a cancelled record is never reused.
     id                     INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -104,6 +106,29 @@ CREATE TABLE commands (
     answered_at TEXT
 );
 CREATE INDEX commands_by_record ON commands (record, status, id);
+";
+
+const SCHEMA_V2: &str = "
+CREATE TABLE versions (
+    -- The version's significant segments (5.2.0.1 for V5.2.0.01), so that
+    -- two spellings of one version are one entry.
+    key         TEXT PRIMARY KEY,
+    version     TEXT NOT NULL,
+    -- The imported file byte for byte, so `versions show -o` gives it back.
+    file        BLOB NOT NULL,
+    sha256      TEXT NOT NULL,
+    imported_at TEXT NOT NULL,
+    replaced    INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE config_packages (
+    key       TEXT PRIMARY KEY,
+    file_name TEXT NOT NULL,
+    content   BLOB NOT NULL,
+    size      INTEGER NOT NULL,
+    sha256    TEXT NOT NULL,
+    stored_at TEXT NOT NULL
+);
 ";
 
 pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {
