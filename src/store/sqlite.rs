@@ -71,13 +71,31 @@ impl SqliteStore {
                 source,
             })?;
         }
-        let mut conn = Connection::open(&path).map_err(|source| db_error(&path, source))?;
-        configure(&conn).map_err(|source| db_error(&path, source))?;
-        migrate(&mut conn).map_err(|fail| into_store_error(&path, fail))?;
-        Ok(SqliteStore {
-            path,
-            conn: Mutex::new(conn),
-        })
+        // SQLite answers "busy" without calling the busy handler when two
+        // connections race to create the file or switch it to WAL (it
+        // would otherwise risk a deadlock), so opening is retried here.
+        let started = std::time::Instant::now();
+        loop {
+            match Self::open_once(&path) {
+                Err(e) if is_busy(&e) && started.elapsed() < OPEN_RETRY_FOR => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e),
+                Ok(conn) => {
+                    return Ok(SqliteStore {
+                        path,
+                        conn: Mutex::new(conn),
+                    });
+                }
+            }
+        }
+    }
+
+    fn open_once(path: &Path) -> Result<Connection, StoreError> {
+        let mut conn = Connection::open(path).map_err(|source| db_error(path, source))?;
+        configure(&conn).map_err(|source| db_error(path, source))?;
+        migrate(&mut conn).map_err(|fail| into_store_error(path, fail))?;
+        Ok(conn)
     }
 
     /// The database file.
@@ -366,6 +384,20 @@ impl SqliteStore {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// How long opening the store retries a "busy" answer (the busy timeout's
+/// length: as long as any other statement waits).
+const OPEN_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn is_busy(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::Sqlite {
+            source: rusqlite::Error::SqliteFailure(e, _),
+            ..
+        } if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn into_store_error(path: &Path, fail: Fail) -> StoreError {
@@ -745,6 +777,31 @@ mod tests {
         }
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.history().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn processes_opening_a_new_store_at_the_same_moment_all_get_it() {
+        // Creating the file and switching it to WAL answer "busy" without
+        // waiting when connections race; open must absorb that.
+        const OPENERS: usize = 8;
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("runbook.db");
+            let start = Arc::new(Barrier::new(OPENERS));
+            let openers: Vec<_> = (0..OPENERS)
+                .map(|_| {
+                    let (path, start) = (path.clone(), Arc::clone(&start));
+                    std::thread::spawn(move || {
+                        start.wait();
+                        SqliteStore::open(&path).map(|store| store.history().map(|h| h.len()))
+                    })
+                })
+                .collect();
+            for opener in openers {
+                let opened = opener.join().unwrap();
+                assert!(matches!(opened, Ok(Ok(0))), "{opened:?}");
+            }
+        }
     }
 
     #[test]
