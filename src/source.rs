@@ -125,12 +125,20 @@ pub fn parse<T: DeserializeOwned>(
     let mut unknown = Vec::new();
     let deserializer = toml::de::Deserializer::from(table);
     let value = serde_ignored::deserialize(deserializer, |path| {
-        let mut segs = Vec::new();
-        path_segments(&path, &mut segs);
-        unknown.push(DocPath(segs));
+        unknown.push(DocPath::from_ignored(&path));
     })
     .map_err(|e| Diags::from(toml_error(file, &e, "invalid value", schema)))?;
     Ok((value, unknown))
+}
+
+impl DocPath {
+    /// The path of a key that `serde_ignored` reports as unknown, in any
+    /// format (TOML here, YAML in `yaml.rs`).
+    pub fn from_ignored(path: &serde_ignored::Path<'_>) -> DocPath {
+        let mut segs = Vec::new();
+        path_segments(path, &mut segs);
+        DocPath(segs)
+    }
 }
 
 fn path_segments(path: &serde_ignored::Path<'_>, out: &mut Vec<Seg>) {

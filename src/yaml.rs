@@ -61,9 +61,7 @@ pub fn parse<T: DeserializeOwned>(
     let mut unknown = Vec::new();
     let de = serde_norway::Deserializer::from_str(&file.text);
     let value = serde_ignored::deserialize(de, |path| {
-        let mut segs = Vec::new();
-        path_segments(&path, &mut segs);
-        unknown.push(DocPath(segs));
+        unknown.push(DocPath::from_ignored(&path));
     })
     .map_err(|e| Diags::from(yaml_error(file, &e, schema)))?;
     // serde_norway can visit an ignored key more than once; report it once.
@@ -206,24 +204,6 @@ impl<'de> Visitor<'de> for Budget<'_> {
         self.count()?;
         let ((), variant) = data.variant_seed(self)?;
         variant.newtype_variant_seed(self.nested()?)
-    }
-}
-
-fn path_segments(path: &serde_ignored::Path<'_>, out: &mut Vec<Seg>) {
-    use serde_ignored::Path;
-    match path {
-        Path::Root => {}
-        Path::Seq { parent, index } => {
-            path_segments(parent, out);
-            out.push(Seg::Index(*index));
-        }
-        Path::Map { parent, key } => {
-            path_segments(parent, out);
-            out.push(Seg::Key(key.clone()));
-        }
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => path_segments(parent, out),
     }
 }
 

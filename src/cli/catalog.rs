@@ -397,16 +397,8 @@ fn summary(entry: &CatalogEntry) -> String {
         out.push_str(&format!(
             "  {:<28} {:<12} {}\n",
             t.name,
-            if t.blocking {
-                "blocking"
-            } else {
-                "non-blocking"
-            },
-            if t.skippable {
-                "skippable"
-            } else {
-                "not skippable"
-            }
+            t.blocking_label(),
+            t.skippable_label()
         ));
     }
     out

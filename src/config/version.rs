@@ -115,6 +115,26 @@ pub struct DataUpdateTaskSpec {
     pub skippable: bool,
 }
 
+impl DataUpdateTaskSpec {
+    /// "blocking" or "non-blocking", as listings show it.
+    pub fn blocking_label(&self) -> &'static str {
+        if self.blocking {
+            "blocking"
+        } else {
+            "non-blocking"
+        }
+    }
+
+    /// "skippable" or "not skippable", as listings show it.
+    pub fn skippable_label(&self) -> &'static str {
+        if self.skippable {
+            "skippable"
+        } else {
+            "not skippable"
+        }
+    }
+}
+
 /// The canonical catalog key of a version: its significant segments, so
 /// that `V5.2.0.01` and `5.2.0.1` are one entry.
 pub fn catalog_key(version: &Version) -> String {

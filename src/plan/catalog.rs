@@ -177,16 +177,8 @@ pub fn render_text(c: &PlanCatalog) -> String {
             out,
             "  data update {:<24} {:<12} {}",
             t.name,
-            if t.blocking {
-                "blocking"
-            } else {
-                "non-blocking"
-            },
-            if t.skippable {
-                "skippable"
-            } else {
-                "not skippable"
-            }
+            t.blocking_label(),
+            t.skippable_label()
         );
     }
     if let Some(check) = &c.config_check {

@@ -403,6 +403,19 @@ fn durations(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
     }
 }
 
+/// Every string of a step that may hold template references (its `with`
+/// values and `when`), with the document path below the step.
+pub(crate) fn templated_fields(step: &RunbookStep) -> Vec<(Vec<String>, &str)> {
+    let mut found = Vec::new();
+    for (key, value) in step.step.with.iter().flatten() {
+        strings(value, vec!["with".into(), key.clone()], &mut found);
+    }
+    if let Some(when) = &step.step.when {
+        found.push((vec!["when".into()], when));
+    }
+    found
+}
+
 /// Every string in `value`, with the path below it.
 pub(crate) fn strings<'a>(
     value: &'a Value,
@@ -435,14 +448,7 @@ fn templates(
     ids: &HashMap<&str, &RunbookStep>,
     diags: &mut Diags,
 ) {
-    let mut found = Vec::new();
-    for (key, value) in step.step.with.iter().flatten() {
-        strings(value, vec!["with".into(), key.clone()], &mut found);
-    }
-    if let Some(when) = &step.step.when {
-        found.push((vec!["when".into()], when));
-    }
-    for (field, text) in found {
+    for (field, text) in templated_fields(step) {
         let field: Vec<&str> = field.iter().map(String::as_str).collect();
         let refs = match template::references(text) {
             Ok(refs) => refs,

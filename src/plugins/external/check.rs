@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::diag::Diags;
 use crate::plugins::external::describe::{self, ParamProblem};
 use crate::plugins::external::path::{PREFIX, PluginPath};
-use crate::runbook::check::{narrow_to_reference, strings};
+use crate::runbook::check::narrow_to_reference;
 use crate::runbook::{Runbook, RunbookStep};
 use crate::template;
 
@@ -60,14 +60,7 @@ fn output_references(
     declared: &HashMap<&str, (&str, Vec<String>)>,
     diags: &mut Diags,
 ) {
-    let mut found = Vec::new();
-    for (key, value) in step.step.with.iter().flatten() {
-        strings(value, vec!["with".into(), key.clone()], &mut found);
-    }
-    if let Some(when) = &step.step.when {
-        found.push((vec!["when".into()], when));
-    }
-    for (field, text) in found {
+    for (field, text) in crate::runbook::check::templated_fields(step) {
         let field: Vec<&str> = field.iter().map(String::as_str).collect();
         for reference in template::references(text).unwrap_or_default() {
             let parts: Vec<&str> = reference.path.split('.').collect();
