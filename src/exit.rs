@@ -11,6 +11,9 @@ pub const BAD_INPUT: u8 = 2;
 pub const STOPPED: u8 = 3;
 /// Another upgrade holds the active-upgrade lock.
 pub const LOCKED: u8 = 4;
+/// Paused: an unattended run reached a step or gate an operator must act
+/// on; the record stays open (`runbook retry|skip|ack`, then `runbook resume`).
+pub const PAUSED: u8 = 5;
 /// An internal or environment error (I/O, database).
 pub const INTERNAL: u8 = 70;
 /// Interrupted with Ctrl-C; the record stays open for `runbook resume`.

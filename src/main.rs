@@ -142,6 +142,35 @@ enum Command {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// Put back what an upgrade left flipped (maintenance mode, scheduling,
+    /// shut-down pods, …): runs the undos that are still safe and reads
+    /// each back. Exit 0 when nothing is left, 5 when some need a person.
+    Undo {
+        /// Run the armed obligations' undos (the only mode; required).
+        #[arg(long, required = true)]
+        outstanding: bool,
+        /// Do not ask (required without a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// The record (default: the open one, else the newest with obligations).
+        #[arg(long)]
+        record: Option<i64>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Accept leaving a toggle flipped: settles an armed obligation (by its
+    /// number or its step) with a reason, journaled with who did it.
+    Waive {
+        /// The obligation: its number (`3` or `#3`) or the step that flipped it.
+        obligation: String,
+        /// Why it may stay as it is (kept on the record).
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        record: Option<i64>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
     /// The completion report of a record (Markdown or HTML; default: the latest).
     Report {
         record: Option<i64>,
@@ -279,6 +308,18 @@ fn main() -> ExitCode {
             record,
             state: s,
         } => operator::command(&state(&s), record, CommandKind::Ack, Some(&step), json!({})),
+        Command::Undo {
+            outstanding: _,
+            yes,
+            record,
+            state: s,
+        } => cli::obligations::undo(&state(&s), record, yes),
+        Command::Waive {
+            obligation,
+            reason,
+            record,
+            state: s,
+        } => cli::obligations::waive(&state(&s), record, &obligation, &reason),
         Command::History { format, state: s } => {
             operator::history(&state(&s), matches!(format, HistoryFormat::Json))
         }

@@ -117,6 +117,28 @@ pub struct Decisions {
     /// Policy for a non-idempotent step interrupted by a crash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<Interrupted>,
+    /// What an unattended run does when a step pauses for the operator
+    /// (`on_failure = "pause"`) or a gate has nobody to answer it: `exit`
+    /// (the default) leaves the record open and exits with code 5; `wait`
+    /// waits for an operator command up to `pause_deadline`, then exits 5.
+    /// An interactive run always waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_pause: Option<OnPause>,
+    /// How long `on_pause = "wait"` waits, e.g. "30m" (default 30m; a
+    /// step's own `pause_deadline` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_deadline: Option<String>,
+}
+
+/// What an unattended run does at a pause.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnPause {
+    /// Journal the pause, notify, and exit with code 5 (record left open).
+    #[default]
+    Exit,
+    /// Wait for an operator command until the deadline, then exit 5.
+    Wait,
 }
 
 /// Which platform implementation to drive.

@@ -288,6 +288,14 @@ impl Site {
 
     /// Writes a copy of `examples/NAME.toml` that also names the test
     /// overlay `site`, next to it so relative paths resolve the same way.
+    /// A copy of an example upgrade file that waits at pauses.
+    fn waiting_copy(&self, example: &str) -> String {
+        let text = std::fs::read_to_string(self.path(format!("examples/{example}.toml"))).unwrap();
+        let to = format!("examples/{example}-wait.toml");
+        std::fs::write(self.path(&to), waiting(&text)).unwrap();
+        to
+    }
+
     fn with_overlay(&self, example: &str, overlay: &str) -> String {
         let from = format!("examples/{example}.toml");
         let text = std::fs::read_to_string(self.path(&from)).unwrap();
@@ -302,10 +310,26 @@ impl Site {
             &format!("{runbook_line}\nsite = {:?}", site.display().to_string()),
             1,
         );
+        let patched = waiting(&patched);
         let to = format!("examples/{example}-e2e.toml");
         std::fs::write(self.path(&to), patched).unwrap();
         to
     }
+}
+
+/// An upgrade file whose unattended run waits for the test's operator
+/// commands when it pauses, instead of exiting with code 5.
+fn waiting(upgrade: &str) -> String {
+    let patched = upgrade.replacen(
+        "[decisions]\n",
+        "[decisions]\non_pause = \"wait\"\npause_deadline = \"10m\"\n",
+        1,
+    );
+    assert!(
+        patched.contains("on_pause"),
+        "the upgrade file has [decisions]"
+    );
+    patched
 }
 
 fn sim(path: &Path) -> SimSummary {
@@ -944,7 +968,7 @@ fn a_task_that_never_stops_pauses_the_downtime_upgrade_until_a_force_stop() {
 #[test]
 fn a_service_that_fails_to_start_keeps_semi_downtime_in_maintenance_until_a_force_stop() {
     let site = Site::new();
-    let upgrade = "examples/semi-downtime.toml";
+    let upgrade = &site.waiting_copy("semi-downtime");
     let sim_path = site.init_sim(
         upgrade,
         &[
@@ -1296,14 +1320,19 @@ fn history_lists_each_upgrade_with_the_upgrade_manager_columns() {
             "Maintenance start",
             "Maintenance duration",
             "Status",
-            "Actions"
+            "Actions",
+            "Left flipped"
         ]
     );
     assert_eq!(lines.len(), 4, "{}", table.stdout);
     let mut modes = Vec::new();
     for line in &lines[1..] {
         let row = cells(line);
-        assert_eq!(row.len(), 10, "{line}");
+        assert_eq!(row.len(), 11, "{line}");
+        assert_eq!(
+            row[10], "-",
+            "a successful upgrade leaves nothing flipped: {line}"
+        );
         let mode = row[3].clone();
         assert!(row[4].len() == 19, "start time `{}`", row[4]);
         assert!(is_hhh_mm_ss(&row[5]), "duration `{}`", row[5]);

@@ -17,12 +17,19 @@ use std::time::{Duration, Instant};
 
 use runbook::store::{Event, Record, RecordStatus, SqliteStore, StepRow, StepState};
 
+#[path = "engine/unattended.rs"]
+mod unattended;
+
 const POLL: Duration = Duration::from_millis(50);
 const DEADLINE: Duration = Duration::from_secs(20);
 
 const HEADER: &str = "schema = 1\nname = \"t\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n";
 const UPGRADE: &str =
     "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n";
+
+/// Decisions for runs whose pauses the test answers from another terminal
+/// (unattended runs otherwise exit with code 5 at a pause).
+const WAIT_AT_PAUSES: &str = "[decisions]\non_pause = \"wait\"\npause_deadline = \"10m\"\n";
 
 /// A step body that waits until the test creates the flag file `name`.
 fn hold(name: &str) -> String {
@@ -665,7 +672,7 @@ uses = "exec"
 needs = ["check"]
 with = { shell = "echo after >> log.txt" }
 "#,
-        "",
+        WAIT_AT_PAUSES,
     );
     let mut runner = site.start();
     let row = site.wait_state("check", StepState::Failed);
@@ -722,7 +729,7 @@ uses = "exec"
 needs = ["flaky"]
 with = { shell = "echo after >> log.txt" }
 "#,
-        "",
+        WAIT_AT_PAUSES,
     );
     let mut runner = site.start();
     site.wait_state("flaky", StepState::Failed);
@@ -1436,9 +1443,9 @@ fn a_second_run_is_refused_while_an_upgrade_is_in_progress() {
     let err = stderr(&second);
     assert!(err.contains("another upgrade is in progress"), "{err}");
     assert!(err.contains("record 1"), "names the holder: {err}");
-    // Nor can the running record be resumed a second time.
+    // Nor can the running record be resumed a second time (exit 4: held).
     let resume = site.run(&["resume", "--yes"]);
-    assert_exit(&resume, 2);
+    assert_exit(&resume, 4);
     assert!(
         stderr(&resume).contains(&format!("being run by process {}", runner.pid())),
         "{}",

@@ -61,7 +61,8 @@ fn retry_with_an_item_backs_up_only_that_database_again() {
     std::fs::write(dir.path().join("rb.toml"), runbook_text).unwrap();
     std::fs::write(
         dir.path().join("up.toml"),
-        "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n",
+        "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n\
+         [decisions]\non_pause = \"wait\"\npause_deadline = \"10m\"\n",
     )
     .unwrap();
     let mut runner = Command::new(env!("CARGO_BIN_EXE_runbook"))

@@ -36,11 +36,19 @@ impl Scenarios for Site {
              [[steps]]\nid = \"force-stop-tasks\"\nretry = { attempts = 0 }\n",
         )
         .unwrap();
-        let text = self.read("examples/downtime.toml").replacen(
-            "runbook = \"downtime@1\"",
-            "runbook = \"downtime@1\"\nsite = \"../pause.toml\"",
-            1,
-        );
+        // It waits at the pause for the test's stop or force-stop.
+        let text = self
+            .read("examples/downtime.toml")
+            .replacen(
+                "runbook = \"downtime@1\"",
+                "runbook = \"downtime@1\"\nsite = \"../pause.toml\"",
+                1,
+            )
+            .replacen(
+                "[decisions]\n",
+                "[decisions]\non_pause = \"wait\"\npause_deadline = \"10m\"\n",
+                1,
+            );
         std::fs::write(self.path("examples/paused.toml"), text).unwrap();
         self.sim_init(&["--version", "V5.0.3", "--fault", "task-never-stops"]);
         let child = self

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod config;
 pub mod limits;
+pub mod obligations;
 pub mod operator;
 pub mod preview;
 pub mod run;

@@ -79,12 +79,73 @@ pub fn command(
         Ok(None) if kind == CommandKind::ForceStop => {
             force_stop_offline(state, &store, &record, &args)
         }
+        Ok(None)
+            if matches!(
+                kind,
+                CommandKind::Retry | CommandKind::Skip | CommandKind::Ack
+            ) =>
+        {
+            queue_offline(&store, &record, kind, step, args)
+        }
         Ok(None) => {
             eprintln!(
                 "refused: no runbook process is running record {}; `runbook resume {}` continues it (or `runbook force-stop` closes it)",
                 record.id, record.id
             );
             exit::BAD_INPUT
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::INTERNAL
+        }
+    }
+}
+
+/// `retry`, `skip` and `ack` with no engine running the record: checked
+/// against the record as it stands, then queued, durably, for the next
+/// `runbook resume` (which applies queued commands before anything else).
+fn queue_offline(
+    store: &SqliteStore,
+    record: &Record,
+    kind: CommandKind,
+    step: Option<&str>,
+    args: Value,
+) -> u8 {
+    let decided = store
+        .plan_json(record.id)
+        .ok()
+        .and_then(|text| serde_json::from_str::<crate::plan::Plan>(&text).ok())
+        .ok_or_else(|| "the record's plan cannot be read by this build".to_owned())
+        .and_then(|plan| {
+            let (state, _) = crate::engine::apply::restore(store, record.id, &plan)
+                .map_err(|e| e.to_string())?;
+            let command = crate::store::Command {
+                id: 0,
+                record: record.id,
+                at: jiff::Timestamp::now(),
+                kind,
+                step: step.map(str::to_owned),
+                args: args.clone(),
+                status: CommandStatus::Pending,
+                answer: None,
+                answered_at: None,
+            };
+            crate::engine::run::decide_step_command(&state, &plan, &command)
+        });
+    let answer = match decided {
+        Ok(answer) => answer,
+        Err(why) => {
+            eprintln!("refused: {why}");
+            return exit::BAD_INPUT;
+        }
+    };
+    match store.push_command(record.id, kind, step, &args) {
+        Ok(id) => {
+            println!(
+                "accepted: {answer} when the upgrade continues (queued as command {id}; no runbook process runs record {}): `runbook resume {} --yes`",
+                record.id, record.id
+            );
+            exit::OK
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -286,6 +347,7 @@ fn describe(store: &SqliteStore, record: &Record) -> String {
         ts(record.scheduling_resumed_at),
         ts(record.completed_at)
     ));
+    out.push_str(&crate::cli::obligations::status_section(store, record.id));
     let progress = latest_progress(store, record.id);
     for row in store.steps(record.id).unwrap_or_default() {
         let p = progress
@@ -331,10 +393,11 @@ pub fn history(state: &Path, json: bool) -> u8 {
     match store.history() {
         Ok(records) => {
             let now = jiff::Timestamp::now();
+            let left = store.armed_counts().unwrap_or_default();
             let text = if json {
-                crate::store::render_json(&records, now) + "\n"
+                crate::store::render_json(&records, now, &left) + "\n"
             } else {
-                crate::store::render_table(&records, now)
+                crate::store::render_table(&records, now, &left)
             };
             print_out(&text)
         }

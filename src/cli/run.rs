@@ -84,7 +84,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Runs `future` to completion, then leaves without waiting for stray
 /// background work (a terminal prompt nobody needs to answer any more).
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
     let rt = runtime();
     let out = rt.block_on(future);
     rt.shutdown_background();
@@ -134,7 +134,23 @@ fn apply_plan(plan: Plan, flags: &RunFlags) -> u8 {
 /// `runbook resume [RECORD]`.
 pub fn resume(record: Option<i64>, flags: &RunFlags) -> u8 {
     let state = crate::cli::state_path(flags.state.as_deref());
-    let plan = crate::store::SqliteStore::open(&state).ok().and_then(|s| {
+    let options = match record_options(&state, record, flags) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    finish(
+        block_on(apply::resume(record.map(RecordId), options)),
+        &state,
+    )
+}
+
+/// Run options for a stored record: its plan's platform and plugins.
+pub(crate) fn record_options(
+    state: &Path,
+    record: Option<i64>,
+    flags: &RunFlags,
+) -> Result<RunOptions, u8> {
+    let plan = crate::store::SqliteStore::open(state).ok().and_then(|s| {
         let id = record
             .map(RecordId)
             .or_else(|| s.active().ok().flatten().map(|r| r.id))?;
@@ -142,18 +158,12 @@ pub fn resume(record: Option<i64>, flags: &RunFlags) -> u8 {
     });
     let platform = plan.as_ref().and_then(|p| p.settings.platform.clone());
     let mut flags = flags.clone();
-    flags.state = Some(state.clone());
-    let mut options = match options(None, &flags, &platform) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
+    flags.state = Some(state.to_path_buf());
+    let mut options = options(None, &flags, &platform)?;
     if let Some(plan) = &plan {
         register_external(&mut options, plan);
     }
-    finish(
-        block_on(apply::resume(record.map(RecordId), options)),
-        &state,
-    )
+    Ok(options)
 }
 
 /// The plan's `ext:` plugins, next to the built-in ones.
@@ -180,6 +190,13 @@ fn finish(result: Result<(RecordId, Ending), RunError>, state: &Path) -> u8 {
                     exit::INTERRUPTED,
                     "interrupted; resume it with `runbook resume`".to_owned(),
                 ),
+                Ending::Paused(waiting) => (
+                    exit::PAUSED,
+                    format!(
+                        "paused: an operator must act on {}. The record stays open: from any terminal, `runbook retry STEP`, `runbook skip STEP [--ack]` or `runbook ack STEP` (no runner needed), then `runbook resume {record} --yes`; or `runbook force-stop --record {record} --mark succeeded|failed`",
+                        waiting.join("; ")
+                    ),
+                ),
             };
             eprintln!("record {record} {word}");
             eprintln!(
@@ -187,7 +204,8 @@ fn finish(result: Result<(RecordId, Ending), RunError>, state: &Path) -> u8 {
                 state.display(),
                 apply::record_dir(state, record).join("logs").display()
             );
-            if !matches!(ending, Ending::Interrupted) {
+            crate::cli::obligations::print_left(state, record);
+            if !matches!(ending, Ending::Interrupted | Ending::Paused(_)) {
                 match crate::report::write(state, record) {
                     Ok(paths) => eprintln!("report: {}", crate::report::describe_paths(&paths)),
                     Err(e) => eprintln!("warning: the report could not be written: {e}"),
@@ -238,10 +256,10 @@ pub fn cancel(record: Option<i64>, state: Option<&Path>) -> u8 {
     }
 }
 
-fn run_error(e: RunError) -> u8 {
+pub(crate) fn run_error(e: RunError) -> u8 {
     eprintln!("error: {e}");
     match e {
-        RunError::Locked { .. } => exit::LOCKED,
+        RunError::Locked { .. } | RunError::Held(_) | RunError::Open { .. } => exit::LOCKED,
         RunError::BadInput(_) => exit::BAD_INPUT,
         _ => exit::INTERNAL,
     }

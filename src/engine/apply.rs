@@ -20,6 +20,9 @@ use crate::store::{
 };
 use crate::upgrade::Interrupted;
 
+/// How long `on_pause = "wait"` waits by default.
+pub const DEFAULT_PAUSE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// The default state store, relative to the working folder.
 pub const DEFAULT_STATE: &str = ".runbook/state.db";
 
@@ -58,6 +61,24 @@ pub enum RunError {
         /// Its status.
         status: RecordStatus,
     },
+    /// Another live engine drives the record.
+    #[error("{0}")]
+    Held(StoreError),
+    /// A record is open: a new upgrade would start beside it.
+    #[error(
+        "another upgrade is in progress: record {record} ({status}){waiting}; continue it with `runbook resume {record}` \
+         (add --yes when unattended), or {close}"
+    )]
+    Open {
+        /// The open record.
+        record: RecordId,
+        /// Its status.
+        status: RecordStatus,
+        /// What it waits for, if anything.
+        waiting: String,
+        /// How to close it instead.
+        close: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -70,6 +91,7 @@ impl From<StoreError> for RunError {
     fn from(e: StoreError) -> RunError {
         match e {
             StoreError::Locked { holder, status } => RunError::Locked { holder, status },
+            held @ StoreError::Held { .. } => RunError::Held(held),
             other => RunError::Store(other),
         }
     }
@@ -85,10 +107,59 @@ pub fn record_dir(state: &Path, record: RecordId) -> PathBuf {
 /// unattended run has every decision, creates the record (taking the
 /// single active-upgrade lock) and runs it.
 pub async fn apply(plan: Plan, options: RunOptions) -> Result<(RecordId, Ending), RunError> {
-    let decider = preflight(&plan, &options).await?;
     let store = Arc::new(SqliteStore::open(&options.state)?);
+    // An open record comes first: after an unattended run paused, the next
+    // run must name it (the platform's version has moved on by then, so
+    // the preflight below would only say the plan is stale).
+    refuse_open(&store)?;
+    let decider = preflight(&plan, &options).await?;
     let record = create(&store, &plan, RecordStatus::Upgrading)?;
+    let _claim = Claim(Arc::clone(&store), record);
     start(&store, record, plan, options, decider).await
+}
+
+/// The open record, named with what it waits for and how to continue it.
+fn refuse_open(store: &SqliteStore) -> Result<(), RunError> {
+    let Some(open) = store.active()? else {
+        return Ok(());
+    };
+    let waiting: Vec<String> = store
+        .steps(open.id)?
+        .into_iter()
+        .filter(|r| matches!(r.state, StepState::Failed | StepState::Running))
+        .map(|r| format!("`{}` {}", r.step, r.state.as_str()))
+        .collect();
+    let waiting = if waiting.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", waiting.join(", "))
+    };
+    let close = if open.status == RecordStatus::Configuring {
+        format!("cancel it with `runbook cancel {}`", open.id)
+    } else {
+        format!(
+            "close it with `runbook force-stop --record {} --mark succeeded|failed`",
+            open.id
+        )
+    };
+    Err(RunError::Open {
+        record: open.id,
+        status: open.status,
+        waiting,
+        close,
+    })
+}
+
+/// An engine's claim on a record, given up when the engine ends however it
+/// ends (a crash leaves it to the dead-holder check).
+struct Claim(Arc<SqliteStore>, RecordId);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.release(self.1) {
+            tracing::warn!("could not release the claim on record {}: {e}", self.1);
+        }
+    }
 }
 
 /// `runbook save`: keeps the plan as a record in status Configuring (which
@@ -243,6 +314,13 @@ fn engine(
         decider,
         poll: std::time::Duration::from_millis(100),
         reporter: options.reporter,
+        on_pause: plan.decisions.on_pause.unwrap_or_default(),
+        pause_deadline: plan
+            .decisions
+            .pause_deadline
+            .as_deref()
+            .and_then(|d| crate::duration::parse(d).ok())
+            .unwrap_or(DEFAULT_PAUSE_DEADLINE),
     };
     Engine::new(
         Arc::clone(store),
@@ -256,21 +334,9 @@ fn engine(
     )
 }
 
-/// The process that last ran `record`, if it is still alive.
+/// The live process driving `record`, other than this one.
 pub fn live_engine(store: &SqliteStore, record: RecordId) -> Result<Option<u32>, StoreError> {
-    let events = store.events(record, 0)?;
-    let pid = events
-        .iter()
-        .rev()
-        .find(|e| e.kind == "engine-started")
-        .and_then(|e| e.data.get("pid")?.as_u64())
-        .and_then(|p| u32::try_from(p).ok());
-    Ok(pid.filter(|&pid| pid != std::process::id() && is_runbook_process(pid)))
-}
-
-fn is_runbook_process(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains("runbook"))
+    Ok(store.holder(record)?.map(|(holder, _)| holder.pid))
 }
 
 /// Resumes a record after a crash, a kill or Ctrl-C: finished steps are
@@ -297,10 +363,18 @@ pub async fn resume(
             record.status.label()
         )));
     }
-    if let Some(pid) = live_engine(&store, record.id)? {
+    // One transaction checks that no live engine holds the record and
+    // claims it: of several `resume`s started together, exactly one gets it.
+    store.claim(record.id)?;
+    let _claim = Claim(Arc::clone(&store), record.id);
+    // Read again under the claim: an engine that held it a moment ago may
+    // have finished the record since.
+    let record = store.record(record.id)?;
+    if !record.status.is_active() {
         return Err(RunError::BadInput(format!(
-            "record {} is being run by process {pid}; follow it with `runbook status --follow`",
-            record.id
+            "record {} is {}: there is nothing to resume",
+            record.id,
+            record.status.label()
         )));
     }
     let plan: Plan = serde_json::from_str(&store.plan_json(record.id)?).map_err(|e| {
@@ -336,6 +410,7 @@ pub async fn resume(
         options,
         decider.clone(),
     );
+    engine.load_armed()?;
     for (i, outcome) in recovered {
         match (outcome, plan.steps[i].idempotent, policy) {
             (Some(outcome), _, _) => {
@@ -376,6 +451,38 @@ pub async fn resume(
     Ok((record.id, engine.run().await?))
 }
 
+/// `runbook undo --outstanding`: runs the safe undos of the armed
+/// obligations of a record no engine drives (paused, crashed, or closed by
+/// a force-stop), reading each back; the rest stay armed.
+pub async fn undo_outstanding(
+    record: RecordId,
+    options: RunOptions,
+) -> Result<crate::engine::run::Settled, RunError> {
+    let store = Arc::new(SqliteStore::open(&options.state)?);
+    let record = store.record(record)?;
+    store.claim(record.id)?;
+    let _claim = Claim(Arc::clone(&store), record.id);
+    let plan: Plan = serde_json::from_str(&store.plan_json(record.id)?).map_err(|e| {
+        RunError::BadInput(format!(
+            "record {} holds a plan this build cannot read: {e}",
+            record.id
+        ))
+    })?;
+    let plan = Arc::new(plan);
+    let (state, _running) = restore(&store, record.id, &plan)?;
+    let decider = Decider::from_terminal(true);
+    let engine = engine(
+        &store,
+        record.id,
+        &plan,
+        state,
+        record.status,
+        options,
+        decider,
+    );
+    Ok(engine.undo_outstanding().await?)
+}
+
 async fn ask_rerun(step: &str) -> bool {
     let prompt = format!(
         "step `{step}` was running when runbook stopped and is not idempotent. Run it again? [y/N]: "
@@ -393,7 +500,7 @@ async fn ask_rerun(step: &str) -> bool {
 
 /// Rebuilds the run state from the store: step rows, and the outputs of
 /// finished steps from the journal. Returns the steps that were running.
-fn restore(
+pub(crate) fn restore(
     store: &SqliteStore,
     record: RecordId,
     plan: &Plan,

@@ -81,7 +81,11 @@ impl Reporter {
     pub fn change(&self, plan: &Plan, change: &Change) {
         match self.style {
             Style::Quiet => {}
-            Style::Jsonl => emit(&change_json(change)),
+            Style::Jsonl => {
+                if let Some(json) = change_json(change) {
+                    emit(&json);
+                }
+            }
             Style::Human => {
                 if let Some(bars) = &self.bars {
                     bars.update(change);
@@ -173,9 +177,13 @@ fn emit(value: &serde_json::Value) {
     let _ = writeln!(out, "{value}").and_then(|()| out.flush());
 }
 
-fn change_json(change: &Change) -> serde_json::Value {
+/// A change as one JSON line; obligations show as their journal events
+/// (`obligation-armed`, `obligation-discharged`, …), which carry the
+/// details, so their row changes print nothing of their own.
+fn change_json(change: &Change) -> Option<serde_json::Value> {
     let at = jiff::Timestamp::now().to_string();
-    match change {
+    Some(match change {
+        Change::Arm(_) | Change::Settle { .. } => return None,
         Change::Step(row) => {
             json!({ "kind": "step", "at": at, "step": row.step, "state": row.state, "attempt": row.attempt, "detail": row.detail })
         }
@@ -188,7 +196,7 @@ fn change_json(change: &Change) -> serde_json::Value {
         Change::Status(status, by) => {
             json!({ "kind": "status", "at": at, "status": status, "by": by })
         }
-    }
+    })
 }
 
 fn human(plan: &Plan, change: &Change) -> Option<String> {
@@ -245,7 +253,40 @@ fn human(plan: &Plan, change: &Change) -> Option<String> {
             "waiting",
             data.get("prompt")?.as_str()?
         )),
+        Change::Event {
+            kind,
+            step: Some(step),
+            data,
+        } if kind == "obligation-discharged" => Some(format!(
+            "{stamp} {:>9}  {step}: {} — {}",
+            "restored",
+            data.get("what")?.as_str()?,
+            data.get("by")?.as_str()?
+        )),
+        Change::Event { kind, data, .. } if kind == "obligation-left" => {
+            let left: Vec<&str> = data
+                .get("obligations")?
+                .as_array()?
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect();
+            Some(format!(
+                "{stamp} {:>9}  left flipped on the platform:\n    {}",
+                "WARNING",
+                left.join("\n    ")
+            ))
+        }
+        Change::Event {
+            kind,
+            step: Some(step),
+            data,
+        } if kind == "undo-started" => Some(format!(
+            "{stamp} {:>9}  {step}: putting back {}",
+            "undo",
+            data.get("what")?.as_str()?
+        )),
         Change::Time(which, _) => Some(format!("{stamp} {:>9}  {which:?}", "recorded")),
+        Change::Arm(_) | Change::Settle { .. } => None,
         Change::Status(status, by) => {
             let by = by.as_deref().map(|b| format!(" ({b})")).unwrap_or_default();
             Some(format!(

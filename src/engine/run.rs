@@ -28,6 +28,9 @@ use crate::store::{
     StoreError,
 };
 
+mod obligations;
+pub use obligations::Settled;
+
 /// How an upgrade run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ending {
@@ -41,6 +44,9 @@ pub enum Ending {
     ForceStopped(ForceStopMark),
     /// Ctrl-C: the record stays open for `runbook resume`.
     Interrupted,
+    /// Unattended, and an operator must act (a paused step, a gate nobody
+    /// answers): the record stays open; each entry names a step and why.
+    Paused(Vec<String>),
 }
 
 /// Engine settings.
@@ -53,6 +59,10 @@ pub struct EngineConfig {
     pub poll: Duration,
     /// Where progress is shown.
     pub reporter: Reporter,
+    /// What an unattended run does when an operator must act.
+    pub on_pause: crate::upgrade::OnPause,
+    /// How long `on_pause = "wait"` waits when the paused step sets no deadline.
+    pub pause_deadline: Duration,
 }
 
 /// What the loop is winding down for.
@@ -91,6 +101,12 @@ pub struct Engine {
     /// `retry --item`: the one item the step's next attempt redoes.
     item_retries: HashMap<usize, String>,
     waiting_said: bool,
+    /// Since when nothing could move without an operator (unattended runs
+    /// wait at most until the pause deadline).
+    stuck_since: Option<Instant>,
+    /// Steps whose obligation is armed (the store is the truth; this saves
+    /// journaling "discharged" for obligations that never were armed).
+    armed: std::collections::BTreeSet<String>,
     status: RecordStatus,
 }
 
@@ -149,8 +165,21 @@ impl Engine {
             item_retries: HashMap::new(),
             last_progress: HashMap::new(),
             waiting_said: false,
+            stuck_since: None,
+            armed: Default::default(),
             status,
         }
+    }
+
+    /// Loads which obligations are armed (on resume).
+    pub(crate) fn load_armed(&mut self) -> Result<(), EngineError> {
+        self.armed = self
+            .store
+            .armed(self.record)?
+            .into_iter()
+            .map(|o| o.step)
+            .collect();
+        Ok(())
     }
 
     /// Runs until the upgrade ends (or Ctrl-C).
@@ -160,6 +189,9 @@ impl Engine {
         // One listener for the whole run: a fresh `ctrl_c()` per turn of the
         // loop registers a signal handler per step.
         let mut interrupt = Interrupt::new();
+        // Commands queued while no engine ran (`runbook retry` after an
+        // unattended run paused) apply before anything is decided.
+        self.on_commands()?;
         loop {
             if self.closing.is_none() {
                 self.launch_ready()?;
@@ -168,7 +200,9 @@ impl Engine {
             if let Some(ending) = self.try_finish().await? {
                 return Ok(ending);
             }
-            self.say_if_waiting();
+            if let Some(ending) = self.check_pause()? {
+                return Ok(ending);
+            }
             // Biased, reports first: a step's last progress and milestones
             // are recorded before its completion.
             tokio::select! {
@@ -280,6 +314,9 @@ impl Engine {
         run.awaiting_gate = false;
         let attempt = run.attempt;
         self.state.touch(&self.plan, i);
+        // The obligation is durable with the start, before the plugin can
+        // touch the platform.
+        self.arm(i, changes);
         changes.push(self.step_change(i));
         let step = &self.plan.steps[i];
         changes.push(Self::event(
@@ -478,6 +515,7 @@ impl Engine {
                     Some(&step.id),
                     json!({ "outputs": outputs }),
                 ));
+                self.discharge_restored(i, &mut changes);
             }
             Outcome::Stopped => {
                 run.state = StepState::Stopped;
@@ -605,55 +643,132 @@ impl Engine {
         Ok(())
     }
 
-    fn say_if_waiting(&mut self) {
+    /// When nothing can move without an operator: says so once, and in an
+    /// unattended run exits (`on_pause = "exit"`) or waits until the
+    /// deadline (`"wait"`) — never forever. An interactive run waits.
+    fn check_pause(&mut self) -> Result<Option<Ending>, EngineError> {
         let idle = self.tasks.is_empty() && self.retry_at.is_empty() && self.closing.is_none();
         let stuck = idle && self.state.ready().is_empty() && !self.state.finished();
-        if stuck && !self.waiting_said {
+        if !stuck {
+            self.waiting_said = false;
+            self.stuck_since = None;
+            return Ok(None);
+        }
+        let waiting: Vec<(usize, String)> = self
+            .state
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, run)| run.paused || run.awaiting_gate)
+            .map(|(i, run)| {
+                let step = &self.plan.steps[i];
+                (
+                    i,
+                    format!("{} ({})", step.id, run.detail.clone().unwrap_or_default()),
+                )
+            })
+            .collect();
+        let names: Vec<String> = waiting.iter().map(|(_, w)| w.clone()).collect();
+        if !self.waiting_said {
             self.waiting_said = true;
-            let waiting: Vec<String> = self
-                .state
-                .steps
-                .iter()
-                .zip(&self.plan.steps)
-                .filter(|(run, _)| run.paused || run.awaiting_gate)
-                .map(|(run, step)| {
-                    format!("{} ({})", step.id, run.detail.clone().unwrap_or_default())
-                })
-                .collect();
             self.config.reporter.line(&format!(
                 "waiting for the operator: {}. From any terminal: `runbook retry STEP`, `runbook skip STEP [--ack]`, `runbook ack STEP`, `runbook stop` or `runbook force-stop --mark succeeded|failed`.",
-                waiting.join("; ")
+                names.join("; ")
             ));
-        } else if !stuck {
-            self.waiting_said = false;
         }
+        if self.config.decider.interactive {
+            return Ok(None);
+        }
+        let since = *self.stuck_since.get_or_insert_with(Instant::now);
+        let deadline = match self.config.on_pause {
+            crate::upgrade::OnPause::Exit => Duration::ZERO,
+            crate::upgrade::OnPause::Wait => waiting
+                .iter()
+                .filter_map(|&(i, _)| self.plan.steps[i].pause_deadline_seconds)
+                .min()
+                .map_or(self.config.pause_deadline, Duration::from_secs),
+        };
+        if since.elapsed() < deadline {
+            return Ok(None);
+        }
+        let gates = waiting
+            .iter()
+            .any(|&(i, _)| self.state.steps[i].awaiting_gate);
+        let left: Vec<String> = self
+            .store
+            .armed(self.record)?
+            .iter()
+            .map(crate::store::Obligation::describe)
+            .collect();
+        self.commit(vec![Self::event(
+            "engine-exited",
+            None,
+            json!({
+                "reason": "paused",
+                "waiting": names,
+                "gate": gates,
+                "armed": left,
+                "waited_seconds": since.elapsed().as_secs(),
+            }),
+        )])?;
+        self.flush()?;
+        Ok(Some(Ending::Paused(names)))
     }
 
     /// Ends the run when there is nothing left to wait for.
     async fn try_finish(&mut self) -> Result<Option<Ending>, EngineError> {
         match self.closing.clone() {
             None if self.state.finished() && self.tasks.is_empty() => {
+                // Every restoring step ran; an obligation nothing restores
+                // is undone now if that is still safe.
+                self.settle_outstanding(None).await?;
+                if let Some(ending) = self.cut_short() {
+                    return Ok(Some(ending));
+                }
                 self.close(RecordStatus::Succeeded, None)?;
                 Ok(Some(Ending::Succeeded))
             }
             None => Ok(None),
             Some(_) if !self.tasks.is_empty() => Ok(None),
             Some(Closing::Fail(why)) => {
+                self.settle_outstanding(None).await?;
+                if let Some(ending) = self.cut_short() {
+                    return Ok(Some(ending));
+                }
                 self.close(RecordStatus::Failed, Some(why.clone()))?;
                 Ok(Some(Ending::Failed(why)))
             }
             Some(Closing::Stop { options }) => {
-                self.run_handlers(&options).await?;
-                match self.closing {
-                    Some(Closing::ForceStop(mark)) => return Ok(Some(Ending::ForceStopped(mark))),
-                    Some(Closing::Interrupt) => return Ok(Some(Ending::Interrupted)),
-                    _ => {}
+                let handled = self.run_handlers(&options).await?;
+                if let Some(ending) = self.cut_short() {
+                    return Ok(Some(ending));
+                }
+                self.settle_outstanding(Some(&handled)).await?;
+                if let Some(ending) = self.cut_short() {
+                    return Ok(Some(ending));
                 }
                 self.close(RecordStatus::Stopped, Some("operator graceful stop".into()))?;
                 Ok(Some(Ending::Stopped))
             }
             Some(Closing::ForceStop(mark)) => Ok(Some(Ending::ForceStopped(mark))),
-            Some(Closing::Interrupt) => Ok(Some(Ending::Interrupted)),
+            Some(Closing::Interrupt) => {
+                self.commit(vec![Self::event(
+                    "engine-exited",
+                    None,
+                    json!({ "reason": "interrupted" }),
+                )])?;
+                self.flush()?;
+                Ok(Some(Ending::Interrupted))
+            }
+        }
+    }
+
+    /// A force-stop or Ctrl-C that arrived while handlers or undos ran.
+    fn cut_short(&self) -> Option<Ending> {
+        match self.closing {
+            Some(Closing::ForceStop(mark)) => Some(Ending::ForceStopped(mark)),
+            Some(Closing::Interrupt) => Some(Ending::Interrupted),
+            _ => None,
         }
     }
 
@@ -671,12 +786,13 @@ impl Engine {
     async fn run_handlers(
         &mut self,
         options: &serde_json::Map<String, Value>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Vec<PlannedStep>, EngineError> {
+        let mut succeeded = Vec::new();
         let plan = Arc::clone(&self.plan);
         let hb = crate::template::registry();
         let context = json!({ "stop": options, "inputs": plan.inputs, "vars": plan.vars });
         for handler in &plan.handlers {
-            if !matches!(self.closing, Some(Closing::Stop { .. })) {
+            if self.cut_short().is_some() {
                 break;
             }
             if let Some(cond) = &handler.when {
@@ -700,14 +816,19 @@ impl Engine {
                 }
             }
             let outcome = self.run_handler(handler).await;
+            if matches!(outcome, Outcome::Succeeded { .. }) {
+                succeeded.push(handler.clone());
+            }
             let event = Self::event("handler-finished", Some(&handler.id), json!(outcome));
             self.commit(vec![event])?;
             self.flush()?;
         }
-        Ok(())
+        Ok(succeeded)
     }
 
-    async fn run_handler(&mut self, handler: &PlannedStep) -> Outcome {
+    /// Runs a step outside the normal flow (a stop handler, an undo) with
+    /// its retries, still answering operator commands.
+    pub(crate) async fn run_handler(&mut self, handler: &PlannedStep) -> Outcome {
         let Some(executor) = self.registry.get(handler.uses.as_str()).cloned() else {
             return Outcome::failed(format!("no executor for `{}`", handler.uses));
         };
@@ -739,7 +860,7 @@ impl Engine {
                     outcome = &mut run => break outcome,
                     _ = poll.tick() => {
                         let _ = self.on_commands();
-                        if !matches!(self.closing, Some(Closing::Stop { .. })) {
+                        if self.cut_short().is_some() {
                             return Outcome::failed("cut short by a force-stop");
                         }
                     }
@@ -786,12 +907,6 @@ impl Engine {
     }
 
     fn decide_command(&self, command: &Command) -> Result<String, String> {
-        let step = || -> Result<usize, String> {
-            let id = command.step.as_deref().ok_or("name a step")?;
-            self.state
-                .index(id)
-                .ok_or_else(|| format!("`{id}` is not a step of this upgrade"))
-        };
         if matches!(self.closing, Some(Closing::ForceStop(_))) {
             return Err("the upgrade was force-stopped".into());
         }
@@ -809,45 +924,22 @@ impl Engine {
                 if !self.plan.force_stop.marks.contains(&mark) {
                     return Err(format!("this runbook does not allow the mark {mark:?}"));
                 }
+                let left = self.armed_lines();
+                let left = if left.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; no recovery runs, so these stay as they are:\n  {}\n(`runbook undo --outstanding` puts back the safe ones later; `runbook waive` accepts the rest)",
+                        left.join("\n  ")
+                    )
+                };
                 Ok(format!(
-                    "force-stopping; the record closes as force-stopped and marked {}",
+                    "force-stopping; the record closes as force-stopped and marked {}{left}",
                     mark_word(mark)
                 ))
             }
-            CommandKind::Skip => {
-                let i = step()?;
-                let ack = command
-                    .args
-                    .get("ack")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                self.state
-                    .may_skip(&self.plan, i, ack)
-                    .map(|()| format!("`{}` will be skipped", self.plan.steps[i].id))
-            }
-            CommandKind::Retry => {
-                let i = step()?;
-                let run = &self.state.steps[i];
-                if run.state == StepState::Failed && run.paused {
-                    Ok(format!("`{}` will run again", self.plan.steps[i].id))
-                } else {
-                    Err(format!(
-                        "`{}` is {}, not failed and paused",
-                        self.plan.steps[i].id,
-                        run.state.as_str()
-                    ))
-                }
-            }
-            CommandKind::Ack => {
-                let i = step()?;
-                if self.state.steps[i].awaiting_gate {
-                    Ok(format!("`{}` approved", self.plan.steps[i].id))
-                } else {
-                    Err(format!(
-                        "`{}` is not waiting for an approval",
-                        self.plan.steps[i].id
-                    ))
-                }
+            CommandKind::Skip | CommandKind::Retry | CommandKind::Ack => {
+                decide_step_command(&self.state, &self.plan, command)
             }
             CommandKind::Resume => Err("this upgrade is already running".into()),
         }
@@ -946,13 +1038,54 @@ impl Engine {
         changes.push(Self::event(
             "force-stopped",
             None,
-            json!({ "mark": mark, "spared": spared_ids }),
+            json!({ "mark": mark, "spared": spared_ids, "left": self.armed_lines() }),
         ));
         changes.push(Change::Status(status, Some(by)));
         self.commit(changes)?;
         self.flush()?;
         self.closing = Some(Closing::ForceStop(mark));
         Ok(())
+    }
+}
+
+/// Whether a step command (skip, retry, ack) applies to the run as it is:
+/// the engine's answer, and the check made when the command is queued for
+/// the next `resume` because no engine runs the record.
+pub fn decide_step_command(
+    state: &RunState,
+    plan: &Plan,
+    command: &Command,
+) -> Result<String, String> {
+    let id = command.step.as_deref().ok_or("name a step")?;
+    let i = state
+        .index(id)
+        .ok_or_else(|| format!("`{id}` is not a step of this upgrade"))?;
+    let step = &plan.steps[i];
+    let run = &state.steps[i];
+    match command.kind {
+        CommandKind::Skip => {
+            let ack = command
+                .args
+                .get("ack")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            state
+                .may_skip(plan, i, ack)
+                .map(|()| format!("`{}` will be skipped", step.id))
+        }
+        CommandKind::Retry if run.state == StepState::Failed && run.paused => {
+            Ok(format!("`{}` will run again", step.id))
+        }
+        CommandKind::Retry => Err(format!(
+            "`{}` is {}, not failed and paused",
+            step.id,
+            run.state.as_str()
+        )),
+        CommandKind::Ack if run.awaiting_gate || (step.gate.is_some() && run.attempt == 0) => {
+            Ok(format!("`{}` approved", step.id))
+        }
+        CommandKind::Ack => Err(format!("`{}` is not waiting for an approval", step.id)),
+        _ => Err(format!("`{}` is not a step command", command.kind)),
     }
 }
 

@@ -281,8 +281,10 @@ impl RunState {
             _ => {}
         }
         match run.state {
-            StepState::Pending | StepState::Ready => Ok(()),
-            StepState::Failed if run.paused => Ok(()),
+            // A failed step may be skipped too, paused or not (a backup
+            // that failed under `on_failure = "continue"` is then recorded
+            // as skipped with the risk acknowledged).
+            StepState::Pending | StepState::Ready | StepState::Failed => Ok(()),
             other => Err(format!(
                 "step `{}` is {} and can no longer be skipped",
                 step.id,
@@ -451,6 +453,14 @@ mod tests {
                 .unwrap_err()
                 .contains("cannot be skipped")
         );
+        // After it failed (not paused: `on_failure = "continue"`), with the
+        // acknowledgment its failure message asks for.
+        let mut failed = state.clone();
+        failed.steps[backup].state = StepState::Failed;
+        failed.steps[backup].paused = false;
+        assert_eq!(failed.may_skip(&plan, backup, true), Ok(()));
+        failed.steps[backup].state = StepState::Succeeded;
+        assert!(failed.may_skip(&plan, backup, true).is_err());
     }
 
     #[test]

@@ -225,10 +225,35 @@ pub struct PlannedStep {
     pub spared_by_force_stop: bool,
     /// `base`, `site` or `base+site`.
     pub origin: String,
+    /// The toggle this step flips and how it is put back: an obligation
+    /// armed when the step starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<PlannedUndo>,
+    /// How long an unattended run waits for an operator when this step
+    /// pauses (`decisions.on_pause = "wait"`), seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_deadline_seconds: Option<u64>,
     /// Earliest start after the upgrade starts, seconds (from the estimates).
     pub earliest_start: u64,
     /// Earliest finish, seconds.
     pub earliest_finish: u64,
+}
+
+/// A step's undo, resolved: the plugin's declared undo refined by the runbook.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlannedUndo {
+    /// What stays flipped until it is undone, e.g. "maintenance mode on".
+    pub what: String,
+    /// The plugin that undoes it.
+    pub uses: String,
+    /// Its parameters.
+    pub with: serde_json::Map<String, Value>,
+    /// The undo may run automatically only until this step starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safe_until: Option<String>,
+    /// The forward step whose success restores the toggle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_by: Option<String>,
 }
 
 /// Graceful-stop rules in a plan.

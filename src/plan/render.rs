@@ -139,6 +139,27 @@ fn step_lines(out: &mut String, number: usize, step: &PlannedStep) {
     if let Some(gate) = &step.gate {
         let _ = writeln!(out, "      ? {}", gate.prompt);
     }
+    if let Some(undo) = &step.undo {
+        let mut how = vec![format!("undo: {}", undo.uses)];
+        how.extend(undo.with.iter().map(|(k, v)| format!("{k}={v}")));
+        let safe = match undo.safe_until.as_deref() {
+            Some(until) if until == step.id => "never undone automatically".to_owned(),
+            Some(until) => format!("safe to undo until `{until}` starts"),
+            None => "always safe to undo".to_owned(),
+        };
+        let restored = undo
+            .restored_by
+            .as_ref()
+            .map_or("nothing restores it".to_owned(), |r| {
+                format!("restored by `{r}`")
+            });
+        let _ = writeln!(
+            out,
+            "      flips: {} ({}; {safe}; {restored})",
+            undo.what,
+            how.join(" ")
+        );
+    }
     match &step.skip {
         Some(SkipReason::Condition { when }) => {
             let _ = writeln!(out, "      SKIPPED: condition {when} is false");

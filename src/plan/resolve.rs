@@ -449,6 +449,13 @@ fn input_hint(kind: InputType) -> &'static str {
 
 fn decisions(runbook: &Runbook, upgrade: &Upgrade, diags: &mut Diags) {
     let d = &upgrade.file.decisions;
+    if let Some(Err(why)) = d.pause_deadline.as_deref().map(duration::parse) {
+        diags.push(
+            upgrade
+                .diag(&DocPath::root().key("decisions").key("pause_deadline"), why)
+                .hint("write durations like \"30s\", \"5m\" or \"1h 30m\""),
+        );
+    }
     let at = |key: &str, i: usize| DocPath::root().key("decisions").key(key).index(i);
     let ids = || runbook.steps.iter().map(|s| s.step.id.as_str());
     let unknown = |key: &str, i: usize, id: &str| {
@@ -595,6 +602,11 @@ fn plan_step(
             })
     });
     let retry = s.retry.as_ref();
+    let undo = if step.is_handler() {
+        None
+    } else {
+        planned_undo(runbook, step, &with, hb, context, diags)
+    };
     PlannedStep {
         id: s.id.clone(),
         title: s.title.clone().unwrap_or_else(|| s.id.clone()),
@@ -622,9 +634,69 @@ fn plan_step(
         stop_window: stop_window(runbook, &s.id),
         spared_by_force_stop: runbook.force_stop.spares.contains(&s.id),
         origin: runbook.origin_label(&step.origin),
+        undo,
+        pause_deadline_seconds: secs(&s.pause_deadline),
         earliest_start: 0,
         earliest_finish: 0,
     }
+}
+
+/// The plugin's declared undo (if the step's action flips a toggle),
+/// refined or replaced by the runbook's `undo` table.
+fn planned_undo(
+    runbook: &Runbook,
+    step: &RunbookStep,
+    with: &BTreeMap<String, Value>,
+    hb: &handlebars::Handlebars<'_>,
+    context: &Value,
+    diags: &mut Diags,
+) -> Option<crate::plan::PlannedUndo> {
+    let s = &step.step;
+    let uses = s.uses.clone().unwrap_or_default();
+    let declared = crate::plugins::undo::declared(&uses, with);
+    let written = s.undo.as_ref();
+    if declared.is_none() && written.is_none() {
+        return None;
+    }
+    let undo_uses = written
+        .and_then(|u| u.uses.clone())
+        .or_else(|| declared.as_ref().map(|d| d.uses.to_owned()))
+        .unwrap_or_else(|| uses.clone());
+    let mut undo_with = match written.and_then(|u| u.with.as_ref()) {
+        Some(given) => given.clone().into_iter().collect(),
+        None => declared
+            .as_ref()
+            .filter(|d| d.uses == undo_uses)
+            .map(|d| d.with.clone())
+            .unwrap_or_default(),
+    };
+    for (key, value) in undo_with.iter_mut() {
+        match template::render_value(hb, value, context, &rendered_at_plan_time) {
+            Ok(v) => *value = v,
+            Err(why) => diags.push(
+                runbook
+                    .step_diag(step, &["undo", "with", key], why)
+                    .hint("check the template's references"),
+            ),
+        }
+    }
+    let what = written
+        .and_then(|u| u.what.clone())
+        .or_else(|| declared.as_ref().map(|d| d.what.to_owned()))
+        .unwrap_or_else(|| {
+            format!(
+                "what `{}` did ({})",
+                s.id,
+                s.title.as_deref().unwrap_or(&s.id)
+            )
+        });
+    Some(crate::plan::PlannedUndo {
+        what,
+        uses: undo_uses,
+        with: undo_with,
+        safe_until: written.and_then(|u| u.safe_until.clone()),
+        restored_by: written.and_then(|u| u.restored_by.clone()),
+    })
 }
 
 /// Templates that read step outputs or stop options are rendered when the

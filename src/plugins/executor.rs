@@ -279,4 +279,13 @@ pub trait Executor: Send + Sync {
         let _ = (ctx, attempt);
         None
     }
+
+    /// After this plugin ran with `ctx.params` as an undo: reads the
+    /// platform back and says whether the toggle is really restored
+    /// (`Err` says what is still flipped). `None` when the plugin cannot
+    /// tell; the undo's own success then stands for it.
+    async fn read_back(&self, ctx: &StepContext) -> Option<Result<(), String>> {
+        let _ = ctx;
+        None
+    }
 }

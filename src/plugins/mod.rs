@@ -16,4 +16,5 @@ pub mod process_group;
 pub mod redact;
 pub mod registry;
 pub mod spec;
+pub mod undo;
 pub mod wait;

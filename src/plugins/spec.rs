@@ -402,13 +402,21 @@ static BUILTINS: &[PluginSpec] = &[
     },
     PluginSpec {
         name: "platform.shutdown",
-        summary: "shut down all application pods except DataService Studio",
-        params: &[p(
-            "keep",
-            StringList,
-            false,
-            "services kept running (default dataservice-studio)",
-        )],
+        summary: "shut down all application pods except DataService Studio (or start them again)",
+        params: &[
+            p(
+                "action",
+                Enum(&["shutdown", "start"]),
+                false,
+                "shutdown (default) or start: restart the shut-down services (the shutdown's undo)",
+            ),
+            p(
+                "keep",
+                StringList,
+                false,
+                "services kept running (default dataservice-studio)",
+            ),
+        ],
         outputs: &["pods"],
     },
     PluginSpec {

@@ -49,6 +49,22 @@ pub struct ReportContext {
     pub data_update: Option<DataUpdateView>,
     /// The verification figures.
     pub verification: Option<VerificationView>,
+    /// Toggles the upgrade left flipped (armed obligations) or that an
+    /// operator accepted leaving (waived); empty when everything was put back.
+    pub left: Vec<LeftView>,
+}
+
+/// One toggle left flipped.
+#[derive(Debug, Serialize)]
+pub struct LeftView {
+    /// What is flipped, e.g. "maintenance mode on".
+    pub what: String,
+    /// The step that flipped it.
+    pub step: String,
+    /// Since when.
+    pub since: String,
+    /// "not restored", or who waived it and why.
+    pub state: String,
 }
 
 /// The record's header.
@@ -418,6 +434,20 @@ pub fn context(
         tasks: results::tasks(&latest),
         data_update: results::data_update(&latest),
         verification: results::verification(&latest),
+        left: store
+            .obligations(id)?
+            .into_iter()
+            .filter(|o| o.state != crate::store::ObligationState::Discharged)
+            .map(|o| LeftView {
+                since: when(Some(o.armed_at)),
+                state: match o.state {
+                    crate::store::ObligationState::Armed => "not restored".into(),
+                    _ => o.settled_by.unwrap_or_else(|| "waived".into()),
+                },
+                what: o.what,
+                step: o.step,
+            })
+            .collect(),
     })
 }
 

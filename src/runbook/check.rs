@@ -188,6 +188,7 @@ pub fn check(runbook: &Runbook, diags: &mut Diags) {
         plugin(runbook, step, diags);
         durations(runbook, step, diags);
         templates(runbook, step, &ids, diags);
+        undo(runbook, step, &ids, diags);
     }
     stop_rules(runbook, &ids, diags);
     if let Some(cycle) = find_cycle(runbook) {
@@ -347,6 +348,94 @@ fn plugin(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
     }
 }
 
+/// A step's `undo`: its plugin exists, `restored_by` names a later step of
+/// the normal flow, and `safe_until` a step after it.
+fn undo(
+    runbook: &Runbook,
+    step: &RunbookStep,
+    ids: &HashMap<&str, &RunbookStep>,
+    diags: &mut Diags,
+) {
+    let Some(undo) = &step.step.undo else {
+        return;
+    };
+    let id = step.step.id.as_str();
+    if step.is_handler() {
+        diags.push(
+            runbook
+                .step_diag(
+                    step,
+                    &["undo"],
+                    format!("handler step `{id}` cannot declare an undo"),
+                )
+                .hint(
+                    "handlers put things back; declare the undo on the step that flips the toggle",
+                ),
+        );
+        return;
+    }
+    if let Some(uses) = &undo.uses {
+        let known =
+            uses.starts_with(crate::plugins::external::PREFIX) || spec::builtin(uses).is_some();
+        if !known {
+            let names = spec::builtins().iter().map(|s| s.name);
+            let hint = did_you_mean(
+                uses,
+                names,
+                "`runbook plugins` lists the built-in plugins".into(),
+            );
+            diags.push(
+                runbook
+                    .step_diag(
+                        step,
+                        &["undo", "uses"],
+                        format!("the undo of `{id}` uses unknown plugin `{uses}`"),
+                    )
+                    .hint(hint),
+            );
+        }
+    }
+    let later = |field: &str, other: &str, diags: &mut Diags| {
+        let role = if field == "safe_until" {
+            "`safe_until` must name a step that runs after it (one that needs it, directly or not), or the step itself for an undo that is never automatic"
+        } else {
+            "`restored_by` must name the later step that puts the toggle back"
+        };
+        match ids.get(other) {
+            None => {
+                let hint = did_you_mean(other, ids.keys().copied(), role.into());
+                diags.push(
+                    runbook
+                        .step_diag(
+                            step,
+                            &["undo", field],
+                            format!("the undo of `{id}` names `{other}`, which does not exist"),
+                        )
+                        .hint(hint),
+                );
+            }
+            Some(s) if s.is_handler() || !is_ancestor(id, other, ids) => diags.push(
+                runbook
+                    .step_diag(
+                        step,
+                        &["undo", field],
+                        format!("`{other}` does not run after `{id}`"),
+                    )
+                    .hint(role),
+            ),
+            Some(_) => {}
+        }
+    };
+    // `safe_until` naming the step itself: the undo is never run
+    // automatically once the step has started (a person decides).
+    if let Some(other) = undo.safe_until.as_ref().filter(|&o| o != id) {
+        later("safe_until", other, diags);
+    }
+    if let Some(other) = &undo.restored_by {
+        later("restored_by", other, diags);
+    }
+}
+
 fn missing_params(
     runbook: &Runbook,
     step: &RunbookStep,
@@ -380,9 +469,10 @@ fn missing_params(
 fn durations(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
     let s = &step.step;
     let retry = s.retry.as_ref();
-    let fields: [(&[&str], Option<&String>); 4] = [
+    let fields: [(&[&str], Option<&String>); 5] = [
         (&["estimate"], s.estimate.as_ref()),
         (&["timeout"], s.timeout.as_ref()),
+        (&["pause_deadline"], s.pause_deadline.as_ref()),
         (
             &["retry", "backoff"],
             retry.and_then(|r| r.backoff.as_ref()),

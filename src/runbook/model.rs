@@ -255,6 +255,42 @@ pub struct Step {
     /// Runs only as a graceful-stop handler (listed in `stop.on_stop`), never in the normal flow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handler: Option<bool>,
+    /// How to put back what this step flips on the platform. Built-in
+    /// plugins that flip a toggle (maintenance mode, scheduling, shutdown)
+    /// declare their own undo; this table refines it or declares one for
+    /// any other plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<Undo>,
+    /// With `on_failure = "pause"` in an unattended run that waits for an
+    /// operator (`decisions.on_pause = "wait"`): how long this step's pause
+    /// waits before the run exits (overrides `decisions.pause_deadline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_deadline: Option<String>,
+}
+
+/// The undo of a step that flips platform state: an obligation armed when
+/// the step starts, until the flip is put back.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(deny_unknown_fields)]
+pub struct Undo {
+    /// The plugin that undoes it (default: the step's own, or the built-in
+    /// plugin's declared undo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<String>,
+    /// The undo's parameters (default: the built-in plugin's declared undo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with: Option<BTreeMap<String, serde_json::Value>>,
+    /// What the step leaves flipped, for people, e.g. "load balancer drained".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub what: Option<String>,
+    /// The undo may run automatically only until this later step starts
+    /// (after it, putting the toggle back by hand needs a person's judgment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safe_until: Option<String>,
+    /// The forward step whose success restores the toggle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_by: Option<String>,
 }
 
 /// A window in which a graceful stop is accepted.

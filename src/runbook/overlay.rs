@@ -245,8 +245,22 @@ fn patch(into: &mut Step, from: &Step) {
         )*};
     }
     take!(
-        title, phase, uses, needs, when, blocking, skippable, gate, estimate, timeout, retry,
-        on_failure, idempotent, handler
+        title,
+        phase,
+        uses,
+        needs,
+        when,
+        blocking,
+        skippable,
+        gate,
+        estimate,
+        timeout,
+        retry,
+        on_failure,
+        idempotent,
+        handler,
+        undo,
+        pause_deadline
     );
     if let Some(with) = &from.with {
         into.with

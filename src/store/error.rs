@@ -20,6 +20,33 @@ pub enum StoreError {
         status: RecordStatus,
     },
 
+    /// A live engine drives the record already.
+    #[error(
+        "record {record} is being run by process {pid} on {host} (since {since}); \
+         follow it with `runbook status {record} --follow`, or send it commands from here"
+    )]
+    Held {
+        /// The record.
+        record: RecordId,
+        /// The holder's pid.
+        pid: u32,
+        /// The holder's host.
+        host: String,
+        /// When it claimed the record.
+        since: String,
+    },
+
+    /// No obligation has this id or step.
+    #[error(
+        "record {record} has no armed obligation `{what}` (hint: `runbook status {record}` lists them)"
+    )]
+    NoObligation {
+        /// The record.
+        record: RecordId,
+        /// What was named.
+        what: String,
+    },
+
     /// No record has this id.
     #[error("no upgrade record {0} (hint: `runbook history` lists the records)")]
     NotFound(RecordId),

@@ -47,11 +47,18 @@ pub struct HistoryRow {
     pub status_code: RecordStatus,
     /// The actions offered for this record.
     pub actions: &'static [RecordAction],
+    /// False when maintenance mode was entered and never exited (a
+    /// force-stop or a failure left it on): the duration then runs to the
+    /// record's end, and the table marks it "(not exited)".
+    pub maintenance_exited: bool,
+    /// Toggles the upgrade flipped and nothing restored (armed obligations).
+    pub left_flipped: usize,
 }
 
 impl HistoryRow {
-    /// The row for `record`, with open windows measured up to `now`.
-    pub fn new(record: &Record, now: Timestamp) -> Self {
+    /// The row for `record`, with open windows measured up to `now`, and
+    /// `left_flipped` armed obligations.
+    pub fn new(record: &Record, now: Timestamp, left_flipped: usize) -> Self {
         HistoryRow {
             id: record.id,
             target_version: record.target_version.clone(),
@@ -64,11 +71,14 @@ impl HistoryRow {
             status: record.status.label(),
             status_code: record.status,
             actions: record.status.actions(),
+            maintenance_exited: record.maintenance_entered_at.is_none()
+                || record.maintenance_exited_at.is_some(),
+            left_flipped,
         }
     }
 
     /// The cells of the plain-text table, in column order.
-    fn cells(&self) -> [String; 10] {
+    fn cells(&self) -> [String; 11] {
         let time = |t: Option<Timestamp>| {
             t.map_or_else(dash, |t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
         };
@@ -82,12 +92,19 @@ impl HistoryRow {
             time(self.start_time),
             text(&self.duration),
             time(self.maintenance_start),
-            text(&self.maintenance_duration),
+            match (&self.maintenance_duration, self.maintenance_exited) {
+                (Some(d), false) if !self.status_code.is_active() => format!("{d} (not exited)"),
+                (d, _) => text(d),
+            },
             self.status.to_owned(),
             if actions.is_empty() {
                 dash()
             } else {
                 actions.join(", ")
+            },
+            match self.left_flipped {
+                0 => dash(),
+                n => format!("{n} (runbook status {})", self.id),
             },
         ]
     }
@@ -97,7 +114,7 @@ fn dash() -> String {
     "-".to_owned()
 }
 
-const HEADERS: [&str; 10] = [
+const HEADERS: [&str; 11] = [
     "ID",
     "Target version",
     "Initial version",
@@ -108,25 +125,32 @@ const HEADERS: [&str; 10] = [
     "Maintenance duration",
     "Status",
     "Actions",
+    "Left flipped",
 ];
 
+/// Armed obligations per record (records with none are absent).
+pub type LeftFlipped = std::collections::HashMap<RecordId, usize>;
+
 /// The rows for `records`, in the order given.
-pub fn history_rows(records: &[Record], now: Timestamp) -> Vec<HistoryRow> {
-    records.iter().map(|r| HistoryRow::new(r, now)).collect()
+pub fn history_rows(records: &[Record], now: Timestamp, left: &LeftFlipped) -> Vec<HistoryRow> {
+    records
+        .iter()
+        .map(|r| HistoryRow::new(r, now, left.get(&r.id).copied().unwrap_or(0)))
+        .collect()
 }
 
 /// The history as an aligned plain-text table, times in UTC.
-pub fn render_table(records: &[Record], now: Timestamp) -> String {
+pub fn render_table(records: &[Record], now: Timestamp, left: &LeftFlipped) -> String {
     if records.is_empty() {
         return "no upgrade records\n".to_owned();
     }
     let header = HEADERS.map(str::to_owned);
-    let body = history_rows(records, now)
+    let body = history_rows(records, now, left)
         .iter()
         .map(HistoryRow::cells)
         .collect::<Vec<_>>();
     let lines = std::iter::once(&header).chain(&body);
-    let mut widths = [0; 10];
+    let mut widths = [0; 11];
     for cells in lines.clone() {
         for (width, cell) in widths.iter_mut().zip(cells) {
             *width = (*width).max(cell.chars().count());
@@ -148,8 +172,8 @@ pub fn render_table(records: &[Record], now: Timestamp) -> String {
 
 /// The history as a pretty-printed JSON array of [`HistoryRow`]s, times in
 /// RFC 3339.
-pub fn render_json(records: &[Record], now: Timestamp) -> String {
-    serde_json::to_string_pretty(&history_rows(records, now))
+pub fn render_json(records: &[Record], now: Timestamp, left: &LeftFlipped) -> String {
+    serde_json::to_string_pretty(&history_rows(records, now, left))
         .expect("history rows hold only strings, numbers and unit enums")
 }
 
@@ -226,21 +250,27 @@ mod tests {
     #[test]
     fn table_shows_the_upgrade_manager_columns() {
         let now = at("2025-03-02T00:00:00Z");
-        let table = render_table(&[configuring(), finished()], now);
+        let mut forced = finished();
+        forced.id = RecordId(9);
+        forced.status = RecordStatus::ForceStoppedFailed;
+        forced.maintenance_exited_at = None;
+        let left = LeftFlipped::from([(RecordId(9), 2)]);
+        let table = render_table(&[forced, configuring(), finished()], now, &left);
         let expected = "\
-ID  Target version  Initial version  Mode           Start time           Duration   Maintenance start    Maintenance duration  Status             Actions
-8   5.2.0.04        5.2.0            zero-downtime  -                    -          -                    -                     Configuring        resume-upgrade, cancel
-7   5.2.0           5.1.1            downtime       2025-03-01 01:00:00  002:30:15  2025-03-01 01:00:00  001:05:09             Upgrade Succeeded  -
+ID  Target version  Initial version  Mode           Start time           Duration   Maintenance start    Maintenance duration    Status                              Actions                 Left flipped
+9   5.2.0           5.1.1            downtime       2025-03-01 01:00:00  002:30:15  2025-03-01 01:00:00  002:30:15 (not exited)  Force-Stopped and Marked as Failed  -                       2 (runbook status 9)
+8   5.2.0.04        5.2.0            zero-downtime  -                    -          -                    -                       Configuring                         resume-upgrade, cancel  -
+7   5.2.0           5.1.1            downtime       2025-03-01 01:00:00  002:30:15  2025-03-01 01:00:00  001:05:09               Upgrade Succeeded                   -                       -
 ";
         assert_eq!(table, expected);
-        assert_eq!(render_table(&[], now), "no upgrade records\n");
+        assert_eq!(render_table(&[], now, &left), "no upgrade records\n");
     }
 
     #[test]
     fn json_keeps_the_columns_typed() {
         let now = at("2025-03-02T00:00:00Z");
         let rows: serde_json::Value =
-            serde_json::from_str(&render_json(&[finished()], now)).unwrap();
+            serde_json::from_str(&render_json(&[finished()], now, &LeftFlipped::new())).unwrap();
         assert_eq!(
             rows,
             json!([{
@@ -255,6 +285,8 @@ ID  Target version  Initial version  Mode           Start time           Duratio
                 "status": "Upgrade Succeeded",
                 "status_code": "succeeded",
                 "actions": [],
+                "maintenance_exited": true,
+                "left_flipped": 0,
             }])
         );
     }
@@ -265,7 +297,7 @@ ID  Target version  Initial version  Mode           Start time           Duratio
         record.status = RecordStatus::Upgrading;
         record.completed_at = None;
         record.maintenance_exited_at = None;
-        let row = HistoryRow::new(&record, at("2025-03-01T02:00:01Z"));
+        let row = HistoryRow::new(&record, at("2025-03-01T02:00:01Z"), 0);
         assert_eq!(row.duration.as_deref(), Some("001:00:01"));
         assert_eq!(row.maintenance_duration.as_deref(), Some("001:00:01"));
         assert_eq!(row.actions, [RecordAction::ResumeUpgrade]);

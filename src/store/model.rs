@@ -565,9 +565,113 @@ mod tests {
     }
 }
 
+/// Where an obligation is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObligationState {
+    /// The toggle is flipped and nothing has restored it yet.
+    Armed,
+    /// Restored: by its restoring step, or by its undo read back.
+    Discharged,
+    /// An operator accepted leaving it, with a reason.
+    Waived,
+}
+
+impl ObligationState {
+    /// The name used in the database and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObligationState::Armed => "armed",
+            ObligationState::Discharged => "discharged",
+            ObligationState::Waived => "waived",
+        }
+    }
+}
+
+/// A toggle an upgrade flipped on the platform, and how to put it back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Obligation {
+    /// Its id (what `runbook waive` names).
+    pub id: i64,
+    /// The step that flipped it.
+    pub step: String,
+    /// What is flipped, for people: "maintenance mode on".
+    pub what: String,
+    /// The plugin that undoes it.
+    pub undo_uses: String,
+    /// The undo's parameters.
+    pub undo_with: serde_json::Map<String, serde_json::Value>,
+    /// The undo is safe only until this step starts.
+    pub safe_until: Option<String>,
+    /// The forward step whose success restores it.
+    pub restored_by: Option<String>,
+    /// Armed, discharged or waived.
+    pub state: ObligationState,
+    /// When it was armed (the flipping step started).
+    pub armed_at: Timestamp,
+    /// When it was discharged or waived.
+    pub settled_at: Option<Timestamp>,
+    /// How: "restored by `exit-maintenance`", "undone by …", "waived by …: reason".
+    pub settled_by: Option<String>,
+}
+
+impl Obligation {
+    /// One line for people: "maintenance mode on (step `enter-maintenance`, since 08:33:37) — not restored".
+    pub fn describe(&self) -> String {
+        let since = self.armed_at.strftime("%Y-%m-%d %H:%M:%S");
+        match self.state {
+            ObligationState::Armed => format!(
+                "#{} {} since {since} (step `{}`) — not restored; {}",
+                self.id,
+                self.what,
+                self.step,
+                match &self.restored_by {
+                    Some(step) => format!("`{step}` restores it"),
+                    None => "nothing later restores it".to_owned(),
+                }
+            ),
+            _ => format!(
+                "#{} {} (step `{}`) — {}",
+                self.id,
+                self.what,
+                self.step,
+                self.settled_by.as_deref().unwrap_or(self.state.as_str())
+            ),
+        }
+    }
+}
+
+/// What arming an obligation writes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewObligation {
+    /// The step that flips the toggle.
+    pub step: String,
+    /// What is flipped.
+    pub what: String,
+    /// The undo's plugin.
+    pub undo_uses: String,
+    /// The undo's parameters.
+    pub undo_with: serde_json::Map<String, serde_json::Value>,
+    /// Safe until this step starts.
+    pub safe_until: Option<String>,
+    /// Restored by this step's success.
+    pub restored_by: Option<String>,
+}
+
 /// One change to a record, for [`crate::store::SqliteStore::commit`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
+    /// Arms an obligation (again, if the step had one that was settled).
+    Arm(NewObligation),
+    /// Settles the armed obligation of `step`: discharged, or waived.
+    Settle {
+        /// The step whose obligation it is.
+        step: String,
+        /// Discharged or waived.
+        state: ObligationState,
+        /// How, for people.
+        by: String,
+    },
     /// A step's latest state.
     Step(StepRow),
     /// A journal entry.

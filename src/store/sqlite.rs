@@ -25,6 +25,7 @@ pub use schema::FORMAT_VERSION;
 
 mod catalog;
 mod codec;
+mod obligations;
 mod schema;
 
 /// The state store in a local SQLite file.
@@ -132,7 +133,19 @@ impl SqliteStore {
                 ],
             );
             match inserted {
-                Ok(_) => Ok(RecordId(tx.last_insert_rowid())),
+                Ok(_) => {
+                    let id = RecordId(tx.last_insert_rowid());
+                    // An upgrade starts driven by its creator: claimed in the
+                    // same transaction, so no `resume` can slip in between.
+                    if new.status == RecordStatus::Upgrading {
+                        obligations::claim_tx(
+                            tx,
+                            id,
+                            &crate::store::process::ProcessId::current(),
+                        )?;
+                    }
+                    Ok(id)
+                }
                 Err(error) if is_unique_violation(&error) => Err(locked(tx)?.into()),
                 Err(error) => Err(error.into()),
             }
@@ -346,6 +359,10 @@ impl SqliteStore {
                     Change::Time(which, at) => time_tx(tx, id, *which, *at)?,
                     Change::Status(status, closed_by) => {
                         status_tx(tx, id, *status, closed_by.as_deref())?
+                    }
+                    Change::Arm(new) => obligations::arm_tx(tx, id, new)?,
+                    Change::Settle { step, state, by } => {
+                        obligations::settle_tx(tx, id, step, *state, by)?
                     }
                 }
             }

@@ -23,6 +23,18 @@ impl Executor for Maintenance {
             ),
         }
     }
+
+    async fn read_back(&self, ctx: &StepContext) -> Option<Result<(), String>> {
+        let want = ctx.str_param("action")? == "enter";
+        Some(match ctx.platform.maintenance().await {
+            Ok(status) if status.active == want => Ok(()),
+            Ok(status) => Err(format!(
+                "the platform says maintenance mode is {}",
+                if status.active { "on" } else { "off" }
+            )),
+            Err(e) => Err(format!("cannot read maintenance mode back: {e}")),
+        })
+    }
 }
 
 fn done(ctx: &StepContext, status: &str) {

@@ -3,6 +3,7 @@
 use super::common::{
     environments, fail, failed, item, pause_scheduling, resume_scheduling, stamp, succeeded,
 };
+use crate::platform::model::Environment;
 use crate::plugins::executor::{Executor, Milestone, Outcome, Progress, StepContext};
 
 /// Pause: Task Scheduling off and Task Execution on in each environment
@@ -47,13 +48,47 @@ impl Executor for Scheduler {
         });
         succeeded([("at", stamp(at))])
     }
+
+    async fn read_back(&self, ctx: &StepContext) -> Option<Result<(), String>> {
+        let resumed = ctx.str_param("action")? == "resume";
+        let envs = environments(ctx).ok()?;
+        let switches = match ctx.platform.switches().await {
+            Ok(s) => s,
+            Err(e) => return Some(Err(format!("cannot read the switches back: {e}"))),
+        };
+        let wrong: Vec<String> = switches
+            .iter()
+            .filter(|s| envs.contains(&s.environment))
+            .filter(|s| {
+                // The Developer schedule switch is always off.
+                let schedule_ok = s.environment == Environment::Developer || s.schedule == resumed;
+                !(schedule_ok && s.execution)
+            })
+            .map(|s| {
+                format!(
+                    "{}: Task Scheduling={}, Task Execution={}",
+                    s.environment,
+                    on_off(s.schedule),
+                    on_off(s.execution)
+                )
+            })
+            .collect();
+        Some(if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(wrong.join("; "))
+        })
+    }
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "On" } else { "Off" }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::platform::Platform;
-    use crate::platform::model::Environment;
     use crate::plugins::platform::testkit::{Harness, outputs, settings};
     use serde_json::json;
 

@@ -1,9 +1,10 @@
-//! `platform.shutdown`: shut down every pod except DataService Studio's.
+//! `platform.shutdown`: shut down every pod except DataService Studio's,
+//! or (`action = "start"`, its undo) start the shut-down services again.
 
 use serde_json::json;
 
 use super::common::{failed, item, succeeded};
-use crate::platform::model::{DATASERVICE_STUDIO, Pod, PodStatus};
+use crate::platform::model::{DATASERVICE_STUDIO, Pod, PodStatus, ServiceStatus};
 use crate::plugins::executor::{Executor, ItemStatus, Outcome, Progress, StepContext};
 
 /// Stops the pods of every service not kept, one by one with progress per
@@ -21,45 +22,109 @@ fn pod_item(pod: &Pod) -> ItemStatus {
     item(&pod.name, status, Some(pod.service.clone()))
 }
 
+fn kept(ctx: &StepContext) -> Vec<String> {
+    ctx.list_param("keep")
+        .unwrap_or_else(|| vec![DATASERVICE_STUDIO.to_owned()])
+}
+
 #[async_trait::async_trait]
 impl Executor for Shutdown {
     async fn run(&self, ctx: &StepContext) -> Outcome {
-        let keep = ctx
-            .list_param("keep")
-            .unwrap_or_else(|| vec![DATASERVICE_STUDIO.to_owned()]);
+        match ctx.str_param("action") {
+            None | Some("shutdown") => shutdown(ctx).await,
+            Some("start") => start(ctx).await,
+            Some(other) => super::common::fail(
+                ctx,
+                format!("`action` must be shutdown or start, not {other:?}"),
+            ),
+        }
+    }
+
+    async fn read_back(&self, ctx: &StepContext) -> Option<Result<(), String>> {
+        let starting = ctx.str_param("action") == Some("start");
+        let keep = kept(ctx);
         let services = match ctx.platform.services().await {
             Ok(s) => s,
-            Err(e) => return failed(ctx, "cannot list the services", &e),
+            Err(e) => return Some(Err(format!("cannot read the services back: {e}"))),
         };
-        let (kept, down): (Vec<_>, Vec<_>) = services
-            .into_iter()
-            .partition(|s| keep.iter().any(|k| s.is_named(k)));
-        let mut pods: Vec<Pod> = down.into_iter().flat_map(|s| s.pods).collect();
-        let kept: Vec<String> = kept.into_iter().map(|s| s.name).collect();
-        ctx.log(format!(
-            "shutting down {} pod(s); kept running: {}",
-            pods.len(),
-            kept.join(", ")
-        ));
-        for i in 0..pods.len() {
-            report(ctx, &pods);
-            if ctx.stop.is_cancelled() {
-                ctx.log("stopped on request; the remaining pods keep running");
-                return Outcome::Stopped;
-            }
-            if pods[i].status != PodStatus::Running {
-                continue;
-            }
-            match ctx.platform.stop_pod(&pods[i].name).await {
-                Ok(pod) => pods[i] = pod,
-                Err(e) => return failed(ctx, &format!("cannot stop pod {}", pods[i].name), &e),
-            }
-        }
-        report(ctx, &pods);
-        let names: Vec<String> = pods.iter().map(|p| p.name.clone()).collect();
-        ctx.fact("shutdown", json!({"pods": names, "kept": kept}));
-        succeeded([("pods", json!(names))])
+        let wrong: Vec<String> = services
+            .iter()
+            .filter(|s| !keep.iter().any(|k| s.is_named(k)))
+            .filter(|s| (s.status == ServiceStatus::Running) != starting)
+            .map(|s| format!("{} is {:?}", s.name, s.status))
+            .collect();
+        Some(if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(wrong.join("; "))
+        })
     }
+}
+
+/// Starts every shut-down service again (the shutdown's undo): a restart
+/// brings its pods up on the version it runs.
+async fn start(ctx: &StepContext) -> Outcome {
+    let keep = kept(ctx);
+    let services = match ctx.platform.services().await {
+        Ok(s) => s,
+        Err(e) => return failed(ctx, "cannot list the services", &e),
+    };
+    let mut started = Vec::new();
+    for service in services
+        .iter()
+        .filter(|s| !keep.iter().any(|k| s.is_named(k)))
+    {
+        if service.status == ServiceStatus::Running {
+            continue;
+        }
+        if let Err(e) = ctx.platform.restart_service(&service.name).await {
+            return failed(ctx, &format!("cannot start {}", service.name), &e);
+        }
+        ctx.log(format!("{} started again", service.name));
+        started.push(service.name.clone());
+    }
+    ctx.progress(Progress {
+        done: started.len() as u64,
+        total: started.len() as u64,
+        items: started.iter().map(|n| item(n, "Running", None)).collect(),
+    });
+    succeeded([("pods", json!(started))])
+}
+
+async fn shutdown(ctx: &StepContext) -> Outcome {
+    let keep = kept(ctx);
+    let services = match ctx.platform.services().await {
+        Ok(s) => s,
+        Err(e) => return failed(ctx, "cannot list the services", &e),
+    };
+    let (kept, down): (Vec<_>, Vec<_>) = services
+        .into_iter()
+        .partition(|s| keep.iter().any(|k| s.is_named(k)));
+    let mut pods: Vec<Pod> = down.into_iter().flat_map(|s| s.pods).collect();
+    let kept: Vec<String> = kept.into_iter().map(|s| s.name).collect();
+    ctx.log(format!(
+        "shutting down {} pod(s); kept running: {}",
+        pods.len(),
+        kept.join(", ")
+    ));
+    for i in 0..pods.len() {
+        report(ctx, &pods);
+        if ctx.stop.is_cancelled() {
+            ctx.log("stopped on request; the remaining pods keep running");
+            return Outcome::Stopped;
+        }
+        if pods[i].status != PodStatus::Running {
+            continue;
+        }
+        match ctx.platform.stop_pod(&pods[i].name).await {
+            Ok(pod) => pods[i] = pod,
+            Err(e) => return failed(ctx, &format!("cannot stop pod {}", pods[i].name), &e),
+        }
+    }
+    report(ctx, &pods);
+    let names: Vec<String> = pods.iter().map(|p| p.name.clone()).collect();
+    ctx.fact("shutdown", json!({"pods": names, "kept": kept}));
+    succeeded([("pods", json!(names))])
 }
 
 fn report(ctx: &StepContext, pods: &[Pod]) {
@@ -78,7 +143,6 @@ fn report(ctx: &StepContext, pods: &[Pod]) {
 mod tests {
     use super::*;
     use crate::platform::Platform;
-    use crate::platform::model::ServiceStatus;
     use crate::plugins::platform::testkit::{Harness, outputs, settings};
 
     #[tokio::test]

@@ -15,7 +15,9 @@ use crate::store::StoreError;
 /// - 1: records, steps, events, commands; the `one_active` lock index.
 /// - 2: the version catalog (`versions`) and kept configuration packages
 ///   (`config_packages`).
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+/// - 3: obligations (toggles an upgrade flipped, until restored, undone or
+///   waived) and engine claims (which process drives a record).
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 /// The newest store format this build reads and writes.
 pub const FORMAT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -128,6 +130,41 @@ CREATE TABLE config_packages (
     size      INTEGER NOT NULL,
     sha256    TEXT NOT NULL,
     stored_at TEXT NOT NULL
+);
+";
+
+const SCHEMA_V3: &str = "
+-- A toggle a step flipped on the platform (maintenance mode entered,
+-- scheduling paused, ...): armed in the transaction that journals the
+-- step's start, before any platform call, and kept until the restoring step
+-- succeeds, the undo runs and is read back, or an operator waives it.
+CREATE TABLE obligations (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    record        INTEGER NOT NULL REFERENCES records (id) ON DELETE CASCADE,
+    step          TEXT NOT NULL,
+    what          TEXT NOT NULL,
+    undo_uses     TEXT NOT NULL,
+    undo_with     TEXT NOT NULL,
+    safe_until    TEXT,
+    restored_by   TEXT,
+    state         TEXT NOT NULL CHECK (state IN ('armed', 'discharged', 'waived')),
+    armed_at      TEXT NOT NULL,
+    settled_at    TEXT,
+    settled_by    TEXT,
+    UNIQUE (record, step)
+);
+
+-- The one process driving a record. Claimed in one transaction that also
+-- checks the previous holder is gone, so two engines never drive a record.
+CREATE TABLE engine_claims (
+    record      INTEGER PRIMARY KEY REFERENCES records (id) ON DELETE CASCADE,
+    pid         INTEGER NOT NULL,
+    host        TEXT NOT NULL,
+    -- The holder's start time (clock ticks since boot, /proc/PID/stat) and
+    -- boot id, so a recycled pid is not mistaken for the holder.
+    proc_start  INTEGER NOT NULL,
+    boot_id     TEXT NOT NULL,
+    claimed_at  TEXT NOT NULL
 );
 ";
 
