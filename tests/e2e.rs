@@ -31,6 +31,9 @@ use runbook::platform::sim::{SimPlatform, SimSummary};
 use runbook::store::{Event, Record, RecordId, RecordStatus, SqliteStore, StepRow, StepState};
 use runbook::version::Version;
 
+#[path = "e2e/exit_paths.rs"]
+mod exit_paths;
+
 /// How long one whole upgrade may take before the test gives up on it.
 const RUN_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a short command (`sim init`, `history`, `stop`...) may take;
