@@ -345,7 +345,7 @@ fn sigkill_or_ctrl_c_at_many_points_then_resume_or_undo_keeps_the_property() {
                 if then_resume { "resume" } else { "undo" }
             );
             let scenario = Scenario::new(mode, &point, Boom::Hold);
-            let mut run = scenario.site.start_upgrade(&scenario.upgrade);
+            let run = scenario.site.start_upgrade(&scenario.upgrade);
             wait_for("boom to hold", || {
                 scenario.site.path("holding").exists().then_some(())
             });
