@@ -1471,3 +1471,46 @@ fn the_completion_time_is_when_complete_is_confirmed() {
     at_or_before(&started(&rows, "complete"), &completed);
     before(&completed, &non_blocking);
 }
+
+// ---------------------------------------------------------------------------
+// Decisions the plan hands to the steps
+// ---------------------------------------------------------------------------
+
+#[test]
+fn skip_data_update_tasks_reaches_the_platform_and_the_task_does_not_run() {
+    let site = Site::new();
+    let text = std::fs::read_to_string(site.path("examples/semi-downtime.toml"))
+        .unwrap()
+        .replacen(
+            "skip_data_update_tasks = []",
+            "skip_data_update_tasks = [\"asset-refresh\"]",
+            1,
+        )
+        .replacen("skip = []", "skip = [\"backup-database\"]", 1)
+        .replacen("acknowledge = []", "acknowledge = [\"backup-database\"]", 1);
+    std::fs::write(site.path("examples/skip.toml"), text).unwrap();
+    let sim_path = site.init_sim("examples/skip.toml", &["--time-scale", "0"]);
+    let plan = site.runbook(&["plan", "examples/skip.toml"]);
+    plan.expect_code(0, "plan");
+    assert!(
+        plan.stdout
+            .contains("skips data-update tasks: asset-refresh"),
+        "{}",
+        plan.stdout
+    );
+    site.upgrade("examples/skip.toml").expect_code(0, "upgrade");
+    let platform = sim(&sim_path);
+    let asset = platform
+        .data_update
+        .iter()
+        .find(|t| t.name == "asset-refresh")
+        .unwrap();
+    assert!(asset.skipped, "the platform was told to skip it");
+    assert_eq!(asset.runs, 0, "a skipped task does not run");
+    let metadata = platform
+        .data_update
+        .iter()
+        .find(|t| t.name == "metadata-acquisition")
+        .unwrap();
+    assert_eq!(metadata.status, DataUpdateStatus::Successful);
+}

@@ -2,6 +2,8 @@
 
 use std::fmt::Write;
 
+use serde_json::Value;
+
 use crate::duration;
 use crate::plan::{Plan, PlannedStep, SkipReason, StopWindowPlan};
 use crate::runbook::model::{GateKind, Phase, Skippable};
@@ -138,6 +140,16 @@ fn step_lines(out: &mut String, number: usize, step: &PlannedStep) {
     let _ = writeln!(out, "      [{}]", flags.join("; "));
     if let Some(gate) = &step.gate {
         let _ = writeln!(out, "      ? {}", gate.prompt);
+    }
+    if let Some(skip) = step.with.get("skip").and_then(Value::as_array) {
+        let names: Vec<&str> = skip.iter().filter_map(Value::as_str).collect();
+        if step.uses == "platform.data-update" && !names.is_empty() {
+            let _ = writeln!(
+                out,
+                "      skips data-update tasks: {} (non-blocking, not run)",
+                names.join(", ")
+            );
+        }
     }
     if let Some(undo) = &step.undo {
         let mut how = vec![format!("undo: {}", undo.uses)];

@@ -179,6 +179,7 @@ pub fn plan_runbook_with(
         }
     }
     handlers.sort_by_key(|h| runbook.stop.on_stop.iter().position(|id| *id == h.id));
+    skip_data_update_tasks(&mut steps, &upgrade.file.decisions.skip_data_update_tasks);
     let plan_catalog = found.as_ref().map(|f| {
         apply_catalog(&mut steps, &f.config);
         let mut section = PlanCatalog::new(f, &path.current);
@@ -560,6 +561,32 @@ fn decisions(runbook: &Runbook, upgrade: &Upgrade, diags: &mut Diags) {
                     .hint("the upgrade manager never skips it (metadata acquisition must run); remove it"),
             );
         }
+    }
+}
+
+/// `decisions.skip_data_update_tasks` reaches every data-update step's
+/// `skip` parameter: the plugin skips those tasks on the platform (they
+/// become non-blocking and are not run), as the upgrade manager does.
+fn skip_data_update_tasks(steps: &mut [PlannedStep], tasks: &[String]) {
+    if tasks.is_empty() {
+        return;
+    }
+    for step in steps
+        .iter_mut()
+        .filter(|s| s.uses == "platform.data-update")
+    {
+        let mut skip: Vec<Value> = step
+            .with
+            .get("skip")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for task in tasks {
+            if !skip.iter().any(|s| s.as_str() == Some(task)) {
+                skip.push(Value::from(task.as_str()));
+            }
+        }
+        step.with.insert("skip".into(), Value::Array(skip));
     }
 }
 
