@@ -56,8 +56,17 @@ pub fn text(plan: &Plan) -> String {
         let _ = writeln!(out, "  {:<14} {state}{marks}", option.mode.as_str());
     }
     let _ = writeln!(out, "  {}", plan.modes.why);
-    if let Some(catalog) = &plan.catalog {
-        out.push_str(&crate::plan::catalog::render_text(catalog));
+    match &plan.catalog {
+        Some(catalog) => out.push_str(&crate::plan::catalog::render_text(catalog)),
+        None => {
+            let _ = writeln!(
+                out,
+                "\nVersion catalog: {} is not in the catalog, so its services, data-update tasks and \
+                 zero-downtime compatibility are not checked; import its version configuration with \
+                 `runbook versions import FILE` (e.g. examples/versions/V5.2.0.01.yaml)",
+                plan.upgrade.target_version
+            );
+        }
     }
     let mut number = 0;
     for phase in [Phase::Select, Phase::Upgrade, Phase::Verify] {

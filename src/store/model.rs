@@ -273,6 +273,18 @@ pub enum RecordTime {
     SchedulingResumed,
 }
 
+impl RecordTime {
+    /// Whether the first time recorded stands (a window opening: the upgrade
+    /// started, maintenance entered, scheduling paused) rather than the
+    /// latest (a window closing).
+    pub fn first_wins(self) -> bool {
+        matches!(
+            self,
+            RecordTime::Started | RecordTime::MaintenanceEntered | RecordTime::SchedulingPaused
+        )
+    }
+}
+
 /// The state of one step of a record's plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

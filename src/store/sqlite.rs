@@ -522,7 +522,14 @@ fn time_tx(tx: &Transaction<'_>, id: RecordId, which: RecordTime, at: Timestamp)
         RecordTime::SchedulingPaused => "scheduling_paused_at",
         RecordTime::SchedulingResumed => "scheduling_resumed_at",
     };
-    let sql = format!("UPDATE records SET {column} = ?2 WHERE id = ?1");
+    // When a window opened is kept from the first time: a step re-run after
+    // a crash or a retry reports it again, and moving it later would shorten
+    // the window users felt.
+    let sql = if which.first_wins() {
+        format!("UPDATE records SET {column} = COALESCE({column}, ?2) WHERE id = ?1")
+    } else {
+        format!("UPDATE records SET {column} = ?2 WHERE id = ?1")
+    };
     match tx.execute(&sql, params![id, Ts(at)])? {
         0 => Err(StoreError::NotFound(id).into()),
         _ => Ok(()),
@@ -662,6 +669,48 @@ mod tests {
             store.events(id, 0).unwrap(),
             store.plan_json(id).unwrap(),
         )
+    }
+
+    #[test]
+    fn a_window_keeps_its_first_opening_and_its_last_closing() {
+        let (_dir, store) = temp_store();
+        let id = store
+            .create_record(new_record(RecordStatus::Upgrading))
+            .unwrap();
+        for (which, first, again) in [
+            (
+                RecordTime::SchedulingPaused,
+                "2025-03-01T01:00:00Z",
+                "2025-03-01T01:30:00Z",
+            ),
+            (
+                RecordTime::MaintenanceEntered,
+                "2025-03-01T00:59:00Z",
+                "2025-03-01T01:29:00Z",
+            ),
+            (
+                RecordTime::SchedulingResumed,
+                "2025-03-01T02:00:00Z",
+                "2025-03-01T02:10:00Z",
+            ),
+        ] {
+            store.set_time(id, which, at(first)).unwrap();
+            // A step re-run after a crash reports its milestone again.
+            store.set_time(id, which, at(again)).unwrap();
+        }
+        let record = store.record(id).unwrap();
+        assert_eq!(
+            record.scheduling_paused_at,
+            Some(at("2025-03-01T01:00:00Z"))
+        );
+        assert_eq!(
+            record.maintenance_entered_at,
+            Some(at("2025-03-01T00:59:00Z"))
+        );
+        assert_eq!(
+            record.scheduling_resumed_at,
+            Some(at("2025-03-01T02:10:00Z"))
+        );
     }
 
     #[test]
