@@ -1319,8 +1319,10 @@ fn history_lists_each_upgrade_with_the_upgrade_manager_columns() {
             "Initial version",
             "Mode",
             "Start time",
+            "End time",
             "Duration",
             "Maintenance start",
+            "Maintenance end",
             "Maintenance duration",
             "Status",
             "Actions",
@@ -1331,23 +1333,28 @@ fn history_lists_each_upgrade_with_the_upgrade_manager_columns() {
     let mut modes = Vec::new();
     for line in &lines[1..] {
         let row = cells(line);
-        assert_eq!(row.len(), 11, "{line}");
-        assert_eq!(
-            row[10], "-",
-            "a successful upgrade leaves nothing flipped: {line}"
-        );
+        assert_eq!(row.len(), 13, "{line}");
         let mode = row[3].clone();
         assert!(row[4].len() == 19, "start time `{}`", row[4]);
-        assert!(is_hhh_mm_ss(&row[5]), "duration `{}`", row[5]);
+        assert!(row[5].len() == 19, "end time `{}`", row[5]);
+        assert!(is_hhh_mm_ss(&row[6]), "duration `{}`", row[6]);
         if mode == "zero-downtime" {
-            assert_eq!(row[6], "-", "{line}");
             assert_eq!(row[7], "-", "{line}");
+            assert_eq!(row[8], "-", "{line}");
+            assert_eq!(row[9], "-", "{line}");
         } else {
-            assert_eq!(row[6].len(), 19, "maintenance start `{}`", row[6]);
-            assert!(is_hhh_mm_ss(&row[7]), "maintenance duration `{}`", row[7]);
+            assert_eq!(row[7].len(), 19, "maintenance start `{}`", row[7]);
+            assert_eq!(row[8].len(), 19, "maintenance end `{}`", row[8]);
+            assert!(is_hhh_mm_ss(&row[9]), "maintenance duration `{}`", row[9]);
+            // The upgrade starts when maintenance mode is entered.
+            assert_eq!(row[4], row[7], "{line}");
         }
-        assert_eq!(row[8], "Upgrade Succeeded");
-        assert_eq!(row[9], "-", "a closed record offers no action");
+        assert_eq!(row[10], "Upgrade Succeeded");
+        assert_eq!(row[11], "-", "a closed record offers no action");
+        assert_eq!(
+            row[12], "-",
+            "a successful upgrade leaves nothing flipped: {line}"
+        );
         modes.push(mode);
     }
     modes.sort();

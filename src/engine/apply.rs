@@ -15,9 +15,7 @@ use crate::plan::Plan;
 use crate::platform::Platform;
 use crate::plugins::executor::{Outcome, StepContext, StepEnv, UpgradeInfo};
 use crate::plugins::registry::Registry;
-use crate::store::{
-    Change, NewRecord, RecordId, RecordStatus, RecordTime, SqliteStore, StepState, StoreError,
-};
+use crate::store::{Change, NewRecord, RecordId, RecordStatus, SqliteStore, StepState, StoreError};
 use crate::upgrade::Interrupted;
 
 /// How long `on_pause = "wait"` waits by default.
@@ -256,9 +254,11 @@ async fn start(
 ) -> Result<(RecordId, Ending), RunError> {
     store.commit(
         record,
+        // The upgrade's start time is set by the engine: when maintenance
+        // mode is entered, as the upgrade manager records it (or when the
+        // first upgrade-phase step starts, for a runbook without one).
         &[
             Change::Status(RecordStatus::Upgrading, None),
-            Change::Time(RecordTime::Started, jiff::Timestamp::now()),
             engine_started(),
         ],
     )?;

@@ -183,7 +183,7 @@ fn emit(value: &serde_json::Value) {
 fn change_json(change: &Change) -> Option<serde_json::Value> {
     let at = jiff::Timestamp::now().to_string();
     Some(match change {
-        Change::Arm(_) | Change::Settle { .. } => return None,
+        Change::Arm(_) | Change::Settle { .. } | Change::Answer { .. } => return None,
         Change::Step(row) => {
             json!({ "kind": "step", "at": at, "step": row.step, "state": row.state, "attempt": row.attempt, "detail": row.detail })
         }
@@ -286,7 +286,7 @@ fn human(plan: &Plan, change: &Change) -> Option<String> {
             data.get("what")?.as_str()?
         )),
         Change::Time(which, _) => Some(format!("{stamp} {:>9}  {which:?}", "recorded")),
-        Change::Arm(_) | Change::Settle { .. } => None,
+        Change::Arm(_) | Change::Settle { .. } | Change::Answer { .. } => None,
         Change::Status(status, by) => {
             let by = by.as_deref().map(|b| format!(" ({b})")).unwrap_or_default();
             Some(format!(

@@ -107,6 +107,8 @@ pub struct Engine {
     /// Steps whose obligation is armed (the store is the truth; this saves
     /// journaling "discharged" for obligations that never were armed).
     armed: std::collections::BTreeSet<String>,
+    /// The record has its start time (see [`RecordTime::Started`]).
+    start_recorded: bool,
     status: RecordStatus,
 }
 
@@ -167,12 +169,15 @@ impl Engine {
             waiting_said: false,
             stuck_since: None,
             armed: Default::default(),
+            start_recorded: false,
             status,
         }
     }
 
-    /// Loads which obligations are armed (on resume).
+    /// Loads which obligations are armed, and whether the start time is
+    /// recorded (on resume).
     pub(crate) fn load_armed(&mut self) -> Result<(), EngineError> {
+        self.start_recorded = self.store.record(self.record)?.started_at.is_some();
         self.armed = self
             .store
             .armed(self.record)?
@@ -324,6 +329,12 @@ impl Engine {
             Some(&step.id),
             json!({ "attempt": attempt }),
         ));
+        if step.phase != Phase::Select && !self.start_recorded {
+            // No maintenance mode before the first upgrade step (a
+            // zero-downtime runbook): the upgrade starts here.
+            self.start_recorded = true;
+            changes.push(Change::Time(RecordTime::Started, Timestamp::now()));
+        }
         if step.phase == Phase::Verify && self.status == RecordStatus::Upgrading {
             self.status = RecordStatus::Verifying;
             changes.push(Self::event(
@@ -588,7 +599,14 @@ impl Engine {
                     Some(step),
                     json!({ "milestone": milestone, "at": now, "platform_at": at }),
                 );
-                return self.commit(vec![Change::Time(time, now), event]);
+                let mut changes = vec![Change::Time(time, now), event];
+                if time == RecordTime::MaintenanceEntered {
+                    // The upgrade starts when maintenance mode is entered
+                    // (the first time: the store keeps it).
+                    changes.push(Change::Time(RecordTime::Started, now));
+                    self.start_recorded = true;
+                }
+                return self.commit(changes);
             }
             StepReport::Progress { step, progress } => {
                 // Plugins may report on every poll; the journal keeps changes.
@@ -890,13 +908,18 @@ impl Engine {
                 Ok(text) => (true, text.clone()),
                 Err(text) => (false, text.clone()),
             };
-            // The effect is durable before the operator hears "accepted".
+            // The answer and the effect are committed together: the
+            // operator hears "accepted" once the effect is durable, and
+            // never sees the effect (a closed record) without the answer.
+            self.commit(vec![Change::Answer {
+                command: command.id,
+                accepted,
+                text: text.clone(),
+            }])?;
             if accepted {
                 self.apply_command(&command)?;
-                self.flush()?;
             }
-            self.store
-                .answer_command(command.id, accepted, Some(&text))?;
+            self.flush()?;
             self.config.reporter.line(&format!(
                 "{} {}: {text}",
                 command.kind.as_str(),

@@ -35,10 +35,14 @@ pub struct HistoryRow {
     pub mode: Mode,
     /// Upgrade time: when the upgrade started.
     pub start_time: Option<Timestamp>,
+    /// Upgrade end: when the record closed (or the upgrade was completed).
+    pub end_time: Option<Timestamp>,
     /// Upgrade duration as `hhh:mm:ss`; live while the record is active.
     pub duration: Option<String>,
     /// Maintenance mode time: when maintenance mode was entered.
     pub maintenance_start: Option<Timestamp>,
+    /// When maintenance mode was exited.
+    pub maintenance_end: Option<Timestamp>,
     /// Maintenance mode duration as `hhh:mm:ss`; live while the record is active.
     pub maintenance_duration: Option<String>,
     /// The status in the upgrade manager's words.
@@ -65,8 +69,10 @@ impl HistoryRow {
             initial_version: record.initial_version.clone(),
             mode: record.mode,
             start_time: record.started_at,
+            end_time: record.completed_at,
             duration: record.upgrade_duration(now).map(hhh_mm_ss),
             maintenance_start: record.maintenance_entered_at,
+            maintenance_end: record.maintenance_exited_at,
             maintenance_duration: record.maintenance_duration(now).map(hhh_mm_ss),
             status: record.status.label(),
             status_code: record.status,
@@ -78,7 +84,7 @@ impl HistoryRow {
     }
 
     /// The cells of the plain-text table, in column order.
-    fn cells(&self) -> [String; 11] {
+    fn cells(&self) -> [String; 13] {
         let time = |t: Option<Timestamp>| {
             t.map_or_else(dash, |t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
         };
@@ -90,8 +96,10 @@ impl HistoryRow {
             self.initial_version.clone(),
             self.mode.to_string(),
             time(self.start_time),
+            time(self.end_time),
             text(&self.duration),
             time(self.maintenance_start),
+            time(self.maintenance_end),
             match (&self.maintenance_duration, self.maintenance_exited) {
                 (Some(d), false) if !self.status_code.is_active() => format!("{d} (not exited)"),
                 (d, _) => text(d),
@@ -114,14 +122,16 @@ fn dash() -> String {
     "-".to_owned()
 }
 
-const HEADERS: [&str; 11] = [
+const HEADERS: [&str; 13] = [
     "ID",
     "Target version",
     "Initial version",
     "Mode",
     "Start time",
+    "End time",
     "Duration",
     "Maintenance start",
+    "Maintenance end",
     "Maintenance duration",
     "Status",
     "Actions",
@@ -150,7 +160,7 @@ pub fn render_table(records: &[Record], now: Timestamp, left: &LeftFlipped) -> S
         .map(HistoryRow::cells)
         .collect::<Vec<_>>();
     let lines = std::iter::once(&header).chain(&body);
-    let mut widths = [0; 11];
+    let mut widths = [0; 13];
     for cells in lines.clone() {
         for (width, cell) in widths.iter_mut().zip(cells) {
             *width = (*width).max(cell.chars().count());
@@ -257,10 +267,10 @@ mod tests {
         let left = LeftFlipped::from([(RecordId(9), 2)]);
         let table = render_table(&[forced, configuring(), finished()], now, &left);
         let expected = "\
-ID  Target version  Initial version  Mode           Start time           Duration   Maintenance start    Maintenance duration    Status                              Actions                 Left flipped
-9   5.2.0           5.1.1            downtime       2025-03-01 01:00:00  002:30:15  2025-03-01 01:00:00  002:30:15 (not exited)  Force-Stopped and Marked as Failed  -                       2 (runbook status 9)
-8   5.2.0.04        5.2.0            zero-downtime  -                    -          -                    -                       Configuring                         resume-upgrade, cancel  -
-7   5.2.0           5.1.1            downtime       2025-03-01 01:00:00  002:30:15  2025-03-01 01:00:00  001:05:09               Upgrade Succeeded                   -                       -
+ID  Target version  Initial version  Mode           Start time           End time             Duration   Maintenance start    Maintenance end      Maintenance duration    Status                              Actions                 Left flipped
+9   5.2.0           5.1.1            downtime       2025-03-01 01:00:00  2025-03-01 03:30:15  002:30:15  2025-03-01 01:00:00  -                    002:30:15 (not exited)  Force-Stopped and Marked as Failed  -                       2 (runbook status 9)
+8   5.2.0.04        5.2.0            zero-downtime  -                    -                    -          -                    -                    -                       Configuring                         resume-upgrade, cancel  -
+7   5.2.0           5.1.1            downtime       2025-03-01 01:00:00  2025-03-01 03:30:15  002:30:15  2025-03-01 01:00:00  2025-03-01 02:05:09  001:05:09               Upgrade Succeeded                   -                       -
 ";
         assert_eq!(table, expected);
         assert_eq!(render_table(&[], now, &left), "no upgrade records\n");
@@ -279,8 +289,10 @@ ID  Target version  Initial version  Mode           Start time           Duratio
                 "initial_version": "5.1.1",
                 "mode": "downtime",
                 "start_time": "2025-03-01T01:00:00Z",
+                "end_time": "2025-03-01T03:30:15Z",
                 "duration": "002:30:15",
                 "maintenance_start": "2025-03-01T01:00:00Z",
+                "maintenance_end": "2025-03-01T02:05:09Z",
                 "maintenance_duration": "001:05:09",
                 "status": "Upgrade Succeeded",
                 "status_code": "succeeded",

@@ -675,6 +675,17 @@ pub struct NewObligation {
 pub enum Change {
     /// Arms an obligation (again, if the step had one that was settled).
     Arm(NewObligation),
+    /// Answers an operator command, in the same transaction as its effect,
+    /// so that nobody can see the effect (a closed record) without the
+    /// answer.
+    Answer {
+        /// The command.
+        command: i64,
+        /// Accepted or refused.
+        accepted: bool,
+        /// What the engine says.
+        text: String,
+    },
     /// Settles the armed obligation of `step`: discharged, or waived.
     Settle {
         /// The step whose obligation it is.

@@ -292,26 +292,7 @@ impl SqliteStore {
         accepted: bool,
         answer: Option<&str>,
     ) -> Result<(), StoreError> {
-        let status = if accepted {
-            CommandStatus::Accepted
-        } else {
-            CommandStatus::Refused
-        };
-        self.write(|tx| {
-            let current = load_command(tx, command)?.status;
-            if current != CommandStatus::Pending {
-                return Err(StoreError::AlreadyAnswered {
-                    command,
-                    status: current,
-                }
-                .into());
-            }
-            tx.execute(
-                "UPDATE commands SET status = ?2, answer = ?3, answered_at = ?4 WHERE id = ?1",
-                params![command, status, answer, Ts(Timestamp::now())],
-            )?;
-            Ok(())
-        })
+        self.write(|tx| answer_tx(tx, command, accepted, answer))
     }
 
     /// One command, answered or not.
@@ -361,6 +342,11 @@ impl SqliteStore {
                         status_tx(tx, id, *status, closed_by.as_deref())?
                     }
                     Change::Arm(new) => obligations::arm_tx(tx, id, new)?,
+                    Change::Answer {
+                        command,
+                        accepted,
+                        text,
+                    } => answer_tx(tx, *command, *accepted, Some(text))?,
                     Change::Settle { step, state, by } => {
                         obligations::settle_tx(tx, id, step, *state, by)?
                     }
@@ -474,6 +460,32 @@ fn load_record(tx: &Transaction<'_>, id: RecordId) -> TxResult<Record> {
 fn active_record(tx: &Transaction<'_>) -> rusqlite::Result<Option<Record>> {
     let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE {ACTIVE}");
     tx.query_row(&sql, [], record_from_row).optional()
+}
+
+fn answer_tx(
+    tx: &Transaction<'_>,
+    command: i64,
+    accepted: bool,
+    answer: Option<&str>,
+) -> TxResult<()> {
+    let status = if accepted {
+        CommandStatus::Accepted
+    } else {
+        CommandStatus::Refused
+    };
+    let current = load_command(tx, command)?.status;
+    if current != CommandStatus::Pending {
+        return Err(StoreError::AlreadyAnswered {
+            command,
+            status: current,
+        }
+        .into());
+    }
+    tx.execute(
+        "UPDATE commands SET status = ?2, answer = ?3, answered_at = ?4 WHERE id = ?1",
+        params![command, status, answer, Ts(Timestamp::now())],
+    )?;
+    Ok(())
 }
 
 fn load_command(tx: &Transaction<'_>, command: i64) -> TxResult<Command> {
