@@ -921,7 +921,9 @@ fn a_gate_asked_on_a_terminal_is_answered_there() {
         eprintln!("skipped: `script` (util-linux) is needed for a pseudo-terminal");
         return;
     }
-    for (answer, code, ran) in [("y\n", 0, true), ("n\n", 1, false)] {
+    // "No" to a gate before anything ran changes nothing: the run ends
+    // (exit 3) and the record is Configuring again, not Failed.
+    for (answer, code, ran) in [("y\n", 0, true), ("n\n", 3, false)] {
         let site = Site::new(GATED, "");
         let (mut child, mut typed) = spawn_on_terminal(&site);
         let row = eventually("the gate to be asked", || {
@@ -944,11 +946,59 @@ fn a_gate_asked_on_a_terminal_is_answered_there() {
         );
         assert_eq!(site.path("log.txt").exists(), ran, "answer {answer:?}");
         if !ran {
-            let row = site.step("approve-me").unwrap();
-            assert_eq!(row.state, StepState::Failed);
-            assert!(row.detail.unwrap().contains("declined"));
+            assert_eq!(site.record().status, RecordStatus::Configuring);
+            assert!(site.step("approve-me").is_none_or(|r| r.attempt == 0));
+            assert!(
+                site.read("terminal.txt").contains("runbook resume 1"),
+                "{}",
+                site.read("terminal.txt")
+            );
+            // The saved configuration starts again when resumed.
+            let out = site.run(&["cancel"]);
+            assert_exit(&out, 0);
         }
     }
+}
+
+#[test]
+fn a_gate_declined_after_steps_ran_fails_its_step_once_without_retrying() {
+    if !script_available() {
+        eprintln!("skipped: `script` (util-linux) is needed for a pseudo-terminal");
+        return;
+    }
+    let site = Site::new(
+        r#"
+[[steps]]
+id = "first"
+uses = "exec"
+with = { shell = "echo first >> log.txt" }
+
+[[steps]]
+id = "approve-me"
+uses = "gate"
+needs = ["first"]
+gate = { kind = "confirm", prompt = "Go ahead?" }
+retry = { attempts = 3, backoff = "10s" }
+"#,
+        "",
+    );
+    let (mut child, mut typed) = spawn_on_terminal(&site);
+    eventually("the question on the terminal", || {
+        site.read("terminal.txt").contains("[y/N]").then_some(())
+    });
+    use std::io::Write;
+    typed.write_all(b"n\n").unwrap();
+    typed.flush().unwrap();
+    assert_eq!(wait_child(&mut child, "the run to end"), 1);
+    let row = site.step("approve-me").unwrap();
+    assert_eq!(row.state, StepState::Failed);
+    assert_eq!(row.attempt, 1, "a declined gate is not retried");
+    assert!(row.detail.unwrap().contains("declined"));
+    assert_eq!(
+        count_events(&site.events(), "step-retrying", "approve-me"),
+        0
+    );
+    assert_eq!(site.record().status, RecordStatus::Failed);
 }
 
 #[test]

@@ -190,6 +190,12 @@ fn finish(result: Result<(RecordId, Ending), RunError>, state: &Path) -> u8 {
                     exit::INTERRUPTED,
                     "interrupted; resume it with `runbook resume`".to_owned(),
                 ),
+                Ending::Declined(why) => (
+                    exit::STOPPED,
+                    format!(
+                        "not started: {why}; nothing was changed. The record is Configuring again: `runbook resume {record}` asks again, `runbook cancel {record}` drops it"
+                    ),
+                ),
                 Ending::Paused(waiting) => (
                     exit::PAUSED,
                     format!(
@@ -205,7 +211,10 @@ fn finish(result: Result<(RecordId, Ending), RunError>, state: &Path) -> u8 {
                 apply::record_dir(state, record).join("logs").display()
             );
             crate::cli::obligations::print_left(state, record);
-            if !matches!(ending, Ending::Interrupted | Ending::Paused(_)) {
+            if !matches!(
+                ending,
+                Ending::Interrupted | Ending::Paused(_) | Ending::Declined(_)
+            ) {
                 match crate::report::write(state, record) {
                     Ok(paths) => eprintln!("report: {}", crate::report::describe_paths(&paths)),
                     Err(e) => eprintln!("warning: the report could not be written: {e}"),

@@ -47,6 +47,10 @@ pub enum Ending {
     /// Unattended, and an operator must act (a paused step, a gate nobody
     /// answers): the record stays open; each entry names a step and why.
     Paused(Vec<String>),
+    /// A gate was declined before any step ran (the risk declaration, the
+    /// zero-downtime go-ahead): nothing changed; the record is Configuring
+    /// again, to be resumed or cancelled.
+    Declined(String),
 }
 
 /// Engine settings.
@@ -74,6 +78,9 @@ enum Closing {
     },
     ForceStop(ForceStopMark),
     Interrupt,
+    /// A gate was declined before anything ran: nothing changed, and the
+    /// record is back to Configuring.
+    Declined(String),
 }
 
 type TaskResult = (usize, u32, Outcome);
@@ -553,26 +560,32 @@ impl Engine {
                 changes.push(Self::event("step-retrying", Some(&step.id), data));
                 self.retry_at.insert(i, Instant::now() + wait);
             }
-            Outcome::Failed { error } => {
-                run.state = StepState::Failed;
-                run.finished_at = Some(now);
-                run.paused = step.on_failure == OnFailure::Pause;
-                run.detail = Some(error.clone());
-                self.state.touch(&plan, i);
-                changes.push(self.step_change(i));
-                let policy = format!("{:?}", step.on_failure).to_lowercase();
-                changes.push(Self::event(
-                    "step-failed",
-                    Some(&step.id),
-                    json!({ "error": error, "on_failure": policy }),
-                ));
-                if step.on_failure == OnFailure::Fail && self.closing.is_none() {
-                    self.closing =
-                        Some(Closing::Fail(format!("step `{}` failed: {error}", step.id)));
-                }
-            }
+            Outcome::Failed { error } => self.fail_step(i, error, &mut changes),
         }
         self.commit(changes)
+    }
+
+    /// Step `i` failed for good: paused or not by its `on_failure`, and the
+    /// upgrade fails when that says so.
+    fn fail_step(&mut self, i: usize, error: String, changes: &mut Vec<Change>) {
+        let plan = Arc::clone(&self.plan);
+        let step = &plan.steps[i];
+        let run = &mut self.state.steps[i];
+        run.state = StepState::Failed;
+        run.finished_at = Some(Timestamp::now());
+        run.paused = step.on_failure == OnFailure::Pause;
+        run.detail = Some(error.clone());
+        self.state.touch(&plan, i);
+        changes.push(self.step_change(i));
+        let policy = format!("{:?}", step.on_failure).to_lowercase();
+        changes.push(Self::event(
+            "step-failed",
+            Some(&step.id),
+            json!({ "error": error, "on_failure": policy }),
+        ));
+        if step.on_failure == OnFailure::Fail && self.closing.is_none() {
+            self.closing = Some(Closing::Fail(format!("step `{}` failed: {error}", step.id)));
+        }
     }
 
     fn on_report(&mut self, report: StepReport) -> Result<(), EngineError> {
@@ -646,13 +659,29 @@ impl Engine {
             // Started by the next turn of the loop, within `max_parallel`.
             self.state.steps[i].approved = true;
             self.commit(vec![event])?;
-            Ok(())
-        } else {
-            self.state.steps[i].attempt += 1;
-            self.state.steps[i].state = StepState::Running;
-            self.commit(vec![event])?;
-            self.on_outcome(i, Outcome::failed(format!("declined by {by}")))
+            return Ok(());
         }
+        if self.state.steps.iter().all(|r| r.attempt == 0) {
+            // Declined before anything ran (the risk declaration): nothing
+            // changed, so nothing is failed or stopped either; the record
+            // goes back to Configuring, and the run ends.
+            let why = format!("`{id}` was declined by {by} before anything ran");
+            self.commit(vec![
+                event,
+                Self::event("declined", Some(&id), json!({ "by": by })),
+                Change::Status(RecordStatus::Configuring, None),
+            ])?;
+            self.status = RecordStatus::Configuring;
+            self.closing = Some(Closing::Declined(why));
+            return Ok(());
+        }
+        // Later, a "no" fails the step at once, by its `on_failure`, and is
+        // not retried: asking again every backoff would not change the answer.
+        self.state.steps[i].attempt += 1;
+        self.state.steps[i].state = StepState::Running;
+        let mut changes = vec![event];
+        self.fail_step(i, format!("declined by {by}"), &mut changes);
+        self.commit(changes)
     }
 
     fn on_retry_timers(&mut self) -> Result<(), EngineError> {
@@ -769,6 +798,7 @@ impl Engine {
                 Ok(Some(Ending::Stopped))
             }
             Some(Closing::ForceStop(mark)) => Ok(Some(Ending::ForceStopped(mark))),
+            Some(Closing::Declined(why)) => Ok(Some(Ending::Declined(why))),
             Some(Closing::Interrupt) => {
                 self.commit(vec![Self::event(
                     "engine-exited",

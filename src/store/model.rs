@@ -121,6 +121,9 @@ impl RecordStatus {
             (_, ForceStoppedSucceeded | ForceStoppedFailed) => true,
             (from, to) if from == to => true,
             (Configuring, Upgrading) => true,
+            // A gate declined before anything ran (the risk declaration):
+            // the configuration is kept, the upgrade did not start.
+            (Upgrading, Configuring) => true,
             (Upgrading, Verifying | Succeeded | Failed | Stopped) => true,
             // A runbook may put a stop window in the verify phase.
             (Verifying, Succeeded | Failed | Stopped) => true,
