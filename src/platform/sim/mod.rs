@@ -9,6 +9,7 @@
 
 mod build;
 mod data_update;
+mod file;
 mod hash;
 mod history;
 mod ops;
@@ -87,6 +88,9 @@ pub enum SimError {
 pub struct SimPlatform {
     path: PathBuf,
     state: Mutex<SimState>,
+    /// The version of the file `state` was read from or written to; when
+    /// the file on disk differs, another process changed it.
+    seen: Mutex<Option<file::Stamp>>,
 }
 
 impl SimPlatform {
@@ -96,7 +100,9 @@ impl SimPlatform {
         let sim = SimPlatform {
             path: path.into(),
             state: Mutex::new(build::fresh(settings, crate::clock::now())),
+            seen: Mutex::new(None),
         };
+        let _locked = sim.file_lock()?;
         sim.save(&sim.lock())?;
         Ok(sim)
     }
@@ -104,16 +110,19 @@ impl SimPlatform {
     /// Opens the platform saved at `path`.
     pub fn open(path: impl Into<PathBuf>) -> Result<SimPlatform, SimError> {
         let path = path.into();
+        let seen = file::Stamp::of(&path);
         let state = load(&path)?;
         Ok(SimPlatform {
             path,
             state: Mutex::new(state),
+            seen: Mutex::new(seen),
         })
     }
 
     /// Recreates the platform from the settings it was created with.
     pub fn reset(&self) -> Result<(), SimError> {
-        let mut state = self.lock();
+        let _locked = self.file_lock()?;
+        let mut state = self.fresh()?;
         let fresh = build::fresh(state.settings.clone(), crate::clock::now());
         self.save(&fresh)?;
         *state = fresh;
@@ -138,7 +147,10 @@ impl SimPlatform {
 
     /// A copy of the whole state, settled to now.
     pub fn snapshot(&self) -> SimState {
-        let mut state = self.lock();
+        let mut state = match self.fresh() {
+            Ok(state) => state,
+            Err(_) => self.lock(),
+        };
         let now = state.now();
         state.settle(now);
         state.clone()
@@ -158,7 +170,8 @@ impl SimPlatform {
     /// sleeping, and saves: what `runbook sim advance` does so that running
     /// instances and data-update runs can finish between two commands.
     pub fn jump(&self, period: Duration) -> Result<(), SimError> {
-        let mut state = self.lock();
+        let _locked = self.file_lock()?;
+        let mut state = self.fresh()?;
         let start = state.now();
         let target = start
             .checked_add(jiff::SignedDuration::try_from(period).unwrap_or_default())
@@ -170,7 +183,8 @@ impl SimPlatform {
 
     /// Sets the configuration the platform runs (what `runbook sim values` does).
     pub fn set_online_values(&self, values: Option<String>) -> Result<(), SimError> {
-        let mut state = self.lock();
+        let _locked = self.file_lock()?;
+        let mut state = self.fresh()?;
         state.online_values = values;
         self.save(&state)
     }
@@ -181,6 +195,27 @@ impl SimPlatform {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The cross-process lock, held while a change is read, made and saved.
+    fn file_lock(&self) -> Result<file::Locked, SimError> {
+        file::lock(&self.path).map_err(|source| SimError::Write {
+            path: file::lock_path(&self.path),
+            source,
+        })
+    }
+
+    /// The state, read again from the file if another process replaced it
+    /// since this one last read or wrote it.
+    fn fresh(&self) -> Result<MutexGuard<'_, SimState>, SimError> {
+        let mut state = self.lock();
+        let now = file::Stamp::of(&self.path);
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if now.is_some() && now != *seen {
+            *state = load(&self.path)?;
+            *seen = now;
+        }
+        Ok(state)
+    }
+
     fn save(&self, state: &SimState) -> Result<(), SimError> {
         let bytes = serde_json::to_vec(state).map_err(|e| SimError::Write {
             path: self.path.clone(),
@@ -189,7 +224,9 @@ impl SimPlatform {
         crate::fsutil::write_atomic(&self.path, &bytes).map_err(|source| SimError::Write {
             path: self.path.clone(),
             source,
-        })
+        })?;
+        *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = file::Stamp::of(&self.path);
+        Ok(())
     }
 
     /// Reads the state settled to now; nothing is written, because settling
@@ -198,7 +235,10 @@ impl SimPlatform {
         &self,
         f: impl FnOnce(&SimState, Timestamp) -> PlatformResult<T>,
     ) -> PlatformResult<T> {
-        let mut state = self.lock();
+        // Writes replace the file atomically, so a read needs no lock.
+        let mut state = self
+            .fresh()
+            .map_err(|e| PlatformError::unavailable(error_chain(&e)))?;
         let now = state.now();
         state.settle(now);
         f(&state, now)
@@ -212,14 +252,18 @@ impl SimPlatform {
         cost: Duration,
         f: impl FnOnce(&mut SimState, Timestamp) -> PlatformResult<T> + Send,
     ) -> PlatformResult<T> {
+        let unavailable = |e: SimError| PlatformError::unavailable(error_chain(&e));
         let (start, scale) = {
-            let state = self.lock();
+            let state = self.fresh().map_err(unavailable)?;
             (state.now(), state.settings.time_scale)
         };
         if scale > 0.0 && !cost.is_zero() {
             tokio::time::sleep(cost.mul_f64(scale)).await;
         }
-        let mut state = self.lock();
+        // Blocking for as long as another process's change takes to write;
+        // never across an await.
+        let _locked = self.file_lock().map_err(unavailable)?;
+        let mut state = self.fresh().map_err(unavailable)?;
         let target = start
             .checked_add(jiff::SignedDuration::try_from(cost).unwrap_or_default())
             .unwrap_or(start);
