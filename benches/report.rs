@@ -120,6 +120,7 @@ fn context(facts: &Facts) -> ReportContext {
         tasks: results::tasks(facts),
         data_update: results::data_update(facts),
         verification: results::verification(facts),
+        notifications: Vec::new(),
     }
 }
 

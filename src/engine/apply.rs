@@ -206,7 +206,10 @@ async fn start(
         options,
         decider,
     );
-    Ok((record, engine.run().await?))
+    let notifier = engine.notifier();
+    let ending = engine.run().await?;
+    crate::notify::settle(store, record, notifier).await;
+    Ok((record, ending))
 }
 
 fn engine_started() -> Change {
@@ -244,6 +247,7 @@ fn engine(
         poll: std::time::Duration::from_millis(100),
         reporter: options.reporter,
     };
+    let notifier = crate::notify::Notifier::for_plan(plan, record);
     Engine::new(
         Arc::clone(store),
         record,
@@ -254,6 +258,7 @@ fn engine(
         status,
         config,
     )
+    .with_notifier(notifier)
 }
 
 /// The process that last ran `record`, if it is still alive.
@@ -373,7 +378,10 @@ pub async fn resume(
             )?;
         }
     }
-    Ok((record.id, engine.run().await?))
+    let notifier = engine.notifier();
+    let ending = engine.run().await?;
+    crate::notify::settle(&store, record.id, notifier).await;
+    Ok((record.id, ending))
 }
 
 async fn ask_rerun(step: &str) -> bool {

@@ -245,6 +245,13 @@ fn human(plan: &Plan, change: &Change) -> Option<String> {
             "waiting",
             data.get("prompt")?.as_str()?
         )),
+        Change::Event { kind, data, .. } if kind == crate::notify::FAILED => Some(format!(
+            "{stamp} {:>9}  notification `{}` to {} not delivered: {}",
+            "warning",
+            data.get("event")?.as_str()?,
+            data.get("target")?.as_str()?,
+            data.get("error")?.as_str()?
+        )),
         Change::Time(which, _) => Some(format!("{stamp} {:>9}  {which:?}", "recorded")),
         Change::Status(status, by) => {
             let by = by.as_deref().map(|b| format!(" ({b})")).unwrap_or_default();

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::decide::{Decider, GateAnswer};
 use crate::engine::report::Reporter;
 use crate::engine::state::{RunState, backoff};
+use crate::notify::{Delivery, Notifier, NotifyEvent};
 use crate::plan::{Plan, PlannedStep, SkipReason};
 use crate::plugins::executor::{Milestone, Outcome, StepContext, StepEnv, StepReport};
 use crate::plugins::registry::Registry;
@@ -92,6 +93,8 @@ pub struct Engine {
     item_retries: HashMap<usize, String>,
     waiting_said: bool,
     status: RecordStatus,
+    /// Sends the plan's `[[notify]]`; its results are journaled here.
+    notifier: Option<Notifier>,
 }
 
 /// Errors that end the engine itself (not a step): the store failed.
@@ -150,7 +153,35 @@ impl Engine {
             last_progress: HashMap::new(),
             waiting_said: false,
             status,
+            notifier: None,
         }
+    }
+
+    /// The engine with this notifier (from [`Notifier::for_plan`]).
+    pub fn with_notifier(mut self, notifier: Option<Notifier>) -> Engine {
+        self.notifier = notifier;
+        self
+    }
+
+    /// A handle on the engine's notifier, to wait for the deliveries still
+    /// in flight once the engine has ended ([`crate::notify::settle`]).
+    pub fn notifier(&self) -> Option<Notifier> {
+        self.notifier.clone()
+    }
+
+    /// Sends `event` to the `[[notify]]` tables that want it, in the
+    /// background: it never blocks and never fails the upgrade. `data`
+    /// (an object) is added to the body; the result is journaled when it
+    /// comes back.
+    pub(crate) fn notify(&mut self, event: NotifyEvent, data: Value) {
+        if let Some(notifier) = &self.notifier {
+            notifier.notify(event, data);
+        }
+    }
+
+    /// Journals how a notification's delivery went.
+    fn on_delivery(&mut self, delivery: Delivery) -> Result<(), EngineError> {
+        self.commit(vec![delivery.change()])
     }
 
     /// Runs until the upgrade ends (or Ctrl-C).
@@ -176,6 +207,7 @@ impl Engine {
                 Some(report) = self.reports.recv() => self.on_report(report)?,
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => self.on_joined(joined)?,
                 Some(answer) = self.gate_answers.1.recv() => self.on_gate_answer(answer)?,
+                Some(delivery) = next_delivery(self.notifier.as_ref()) => self.on_delivery(delivery)?,
                 _ = poll.tick() => {
                     self.on_commands()?;
                     self.on_retry_timers()?;
@@ -310,6 +342,10 @@ impl Engine {
             json!({ "prompt": gate.prompt }),
         ));
         self.config.decider.ask(step, self.gate_answers.0.clone());
+        if !self.config.decider.interactive {
+            let data = json!({ "step": step.id, "title": step.title, "prompt": gate.prompt });
+            self.notify(NotifyEvent::GateWaiting, data);
+        }
     }
 
     fn spawn_step(&mut self, i: usize) {
@@ -464,6 +500,7 @@ impl Engine {
                 changes.push(Change::Time(RecordTime::Completed, now));
             }
         }
+        let mut paused = None;
         let run = &mut self.state.steps[i];
         match outcome {
             Outcome::Succeeded { outputs } => {
@@ -521,9 +558,19 @@ impl Engine {
                     self.closing =
                         Some(Closing::Fail(format!("step `{}` failed: {error}", step.id)));
                 }
+                if step.on_failure == OnFailure::Pause && self.closing.is_none() {
+                    let attempt = self.state.steps[i].attempt;
+                    paused = Some(
+                        json!({ "step": step.id, "title": step.title, "error": error, "attempt": attempt }),
+                    );
+                }
             }
         }
-        self.commit(changes)
+        self.commit(changes)?;
+        if let Some(data) = paused {
+            self.notify(NotifyEvent::Paused, data);
+        }
+        Ok(())
     }
 
     fn on_report(&mut self, report: StepReport) -> Result<(), EngineError> {
@@ -634,12 +681,15 @@ impl Engine {
         match self.closing.clone() {
             None if self.state.finished() && self.tasks.is_empty() => {
                 self.close(RecordStatus::Succeeded, None)?;
+                self.notify(NotifyEvent::Succeeded, json!({}));
                 Ok(Some(Ending::Succeeded))
             }
             None => Ok(None),
             Some(_) if !self.tasks.is_empty() => Ok(None),
             Some(Closing::Fail(why)) => {
                 self.close(RecordStatus::Failed, Some(why.clone()))?;
+                let data = self.failure_data(&why);
+                self.notify(NotifyEvent::Failed, data);
                 Ok(Some(Ending::Failed(why)))
             }
             Some(Closing::Stop { options }) => {
@@ -650,10 +700,33 @@ impl Engine {
                     _ => {}
                 }
                 self.close(RecordStatus::Stopped, Some("operator graceful stop".into()))?;
+                self.notify(NotifyEvent::Stopped, json!({ "options": options }));
                 Ok(Some(Ending::Stopped))
             }
             Some(Closing::ForceStop(mark)) => Ok(Some(Ending::ForceStopped(mark))),
             Some(Closing::Interrupt) => Ok(Some(Ending::Interrupted)),
+        }
+    }
+
+    /// What the `failed` notification says: why, and the step that failed.
+    fn failure_data(&self, why: &str) -> Value {
+        let failed = self
+            .state
+            .steps
+            .iter()
+            .zip(&self.plan.steps)
+            .find(|(run, step)| {
+                run.state == StepState::Failed && step.on_failure == OnFailure::Fail
+            });
+        match failed {
+            Some((run, step)) => json!({
+                "reason": why,
+                "step": step.id,
+                "title": step.title,
+                "error": run.detail,
+                "attempt": run.attempt,
+            }),
+            None => json!({ "reason": why }),
         }
     }
 
@@ -948,11 +1021,21 @@ impl Engine {
             None,
             json!({ "mark": mark, "spared": spared_ids }),
         ));
+        let data = json!({ "mark": mark, "spared": spared_ids, "by": by });
         changes.push(Change::Status(status, Some(by)));
         self.commit(changes)?;
         self.flush()?;
         self.closing = Some(Closing::ForceStop(mark));
+        self.notify(NotifyEvent::ForceStopped, data);
         Ok(())
+    }
+}
+
+/// The next delivery result of `notifier`; never, without one.
+async fn next_delivery(notifier: Option<&Notifier>) -> Option<Delivery> {
+    match notifier {
+        Some(notifier) => notifier.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -49,6 +49,8 @@ pub struct ReportContext {
     pub data_update: Option<DataUpdateView>,
     /// The verification figures.
     pub verification: Option<VerificationView>,
+    /// Notifications that were not delivered, one warning each.
+    pub notifications: Vec<String>,
 }
 
 /// The record's header.
@@ -418,6 +420,7 @@ pub fn context(
         tasks: results::tasks(&latest),
         data_update: results::data_update(&latest),
         verification: results::verification(&latest),
+        notifications: crate::notify::warnings(&events),
     })
 }
 
