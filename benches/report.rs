@@ -121,6 +121,7 @@ fn context(facts: &Facts) -> ReportContext {
         data_update: results::data_update(facts),
         verification: results::verification(facts),
         left: Vec::new(),
+        notifications: Vec::new(),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod duration;
 pub mod engine;
 pub mod exit;
 pub mod fsutil;
+pub mod notify;
 pub mod plan;
 pub mod platform;
 pub mod plugins;

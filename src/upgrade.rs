@@ -66,6 +66,10 @@ pub struct UpgradeFile {
     /// Where `ext:` plugins are found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugins: Option<PluginsConfig>,
+    /// Who is told when the upgrade pauses, fails, stops or succeeds
+    /// (added to the runbook's and the site overlay's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<crate::notify::NotifyConfig>,
 }
 
 /// The external plugins section.
@@ -256,6 +260,7 @@ impl Upgrade {
         );
         crate::platform::http::config::check(&source, file.platform.as_ref(), &mut diags);
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        crate::notify::check::check(&source, &file.notify, &dir, &mut diags);
         diags.into_result(Upgrade { file, source, dir })
     }
 

@@ -231,13 +231,20 @@ fn force_stop_offline(state: &Path, store: &SqliteStore, record: &Record, args: 
         step: None,
         data: json!({ "mark": word, "offline": true }),
     });
-    changes.push(Change::Status(status, Some(by)));
+    changes.push(Change::Status(status, Some(by.clone())));
     match store.commit(record.id, &changes) {
         Ok(()) => {
             println!(
                 "accepted: record {} closed as {}",
                 record.id,
                 status.label()
+            );
+            let data = json!({ "mark": word, "offline": true, "by": by });
+            crate::notify::notify_now(
+                store,
+                record.id,
+                crate::notify::NotifyEvent::ForceStopped,
+                data,
             );
             // Nobody else will write the closed record's report.
             match crate::report::write(state, record.id) {
@@ -365,6 +372,10 @@ fn describe(store: &SqliteStore, record: &Record) -> String {
             row.step,
             row.attempt
         ));
+    }
+    let events = store.events(record.id, 0).unwrap_or_default();
+    for warning in crate::notify::warnings(&events) {
+        out.push_str(&format!("warning: {warning}\n"));
     }
     out
 }

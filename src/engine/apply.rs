@@ -277,7 +277,14 @@ async fn start(
         options,
         decider,
     );
-    Ok((record, engine.run().await?))
+    let notifier = engine.notifier();
+    let ending = engine.run().await?;
+    // The engine no longer answers commands: give the record up before
+    // waiting for the last notifications, so that a `resume` or an
+    // operator command meanwhile does not wait for this process.
+    let _ = store.release(record);
+    crate::notify::settle(store, record, notifier).await;
+    Ok((record, ending))
 }
 
 fn engine_started() -> Change {
@@ -322,6 +329,7 @@ fn engine(
             .and_then(|d| crate::duration::parse(d).ok())
             .unwrap_or(DEFAULT_PAUSE_DEADLINE),
     };
+    let notifier = crate::notify::Notifier::for_plan(plan, record);
     Engine::new(
         Arc::clone(store),
         record,
@@ -332,6 +340,7 @@ fn engine(
         status,
         config,
     )
+    .with_notifier(notifier)
 }
 
 /// The live process driving `record`, other than this one.
@@ -448,7 +457,11 @@ pub async fn resume(
             )?;
         }
     }
-    Ok((record.id, engine.run().await?))
+    let notifier = engine.notifier();
+    let ending = engine.run().await?;
+    let _ = store.release(record.id);
+    crate::notify::settle(&store, record.id, notifier).await;
+    Ok((record.id, ending))
 }
 
 /// `runbook undo --outstanding`: runs the safe undos of the armed
@@ -480,7 +493,10 @@ pub async fn undo_outstanding(
         options,
         decider,
     );
-    Ok(engine.undo_outstanding().await?)
+    let notifier = engine.notifier();
+    let settled = engine.undo_outstanding().await?;
+    crate::notify::settle(&store, record.id, notifier).await;
+    Ok(settled)
 }
 
 async fn ask_rerun(step: &str) -> bool {

@@ -285,6 +285,13 @@ fn human(plan: &Plan, change: &Change) -> Option<String> {
             "undo",
             data.get("what")?.as_str()?
         )),
+        Change::Event { kind, data, .. } if kind == crate::notify::FAILED => Some(format!(
+            "{stamp} {:>9}  notification `{}` to {} not delivered: {}",
+            "warning",
+            data.get("event")?.as_str()?,
+            data.get("target")?.as_str()?,
+            data.get("error")?.as_str()?
+        )),
         Change::Time(which, _) => Some(format!("{stamp} {:>9}  {which:?}", "recorded")),
         Change::Arm(_) | Change::Settle { .. } | Change::Answer { .. } => None,
         Change::Status(status, by) => {

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::decide::{Decider, GateAnswer};
 use crate::engine::report::Reporter;
 use crate::engine::state::{RunState, backoff};
+use crate::notify::{Delivery, Notifier, NotifyEvent};
 use crate::plan::{Plan, PlannedStep, SkipReason};
 use crate::plugins::executor::{Milestone, Outcome, StepContext, StepEnv, StepReport};
 use crate::plugins::registry::Registry;
@@ -117,6 +118,8 @@ pub struct Engine {
     /// The record has its start time (see [`RecordTime::Started`]).
     start_recorded: bool,
     status: RecordStatus,
+    /// Sends the plan's `[[notify]]`; its results are journaled here.
+    notifier: Option<Notifier>,
 }
 
 /// Errors that end the engine itself (not a step): the store failed.
@@ -178,6 +181,7 @@ impl Engine {
             armed: Default::default(),
             start_recorded: false,
             status,
+            notifier: None,
         }
     }
 
@@ -192,6 +196,33 @@ impl Engine {
             .map(|o| o.step)
             .collect();
         Ok(())
+    }
+
+    /// The engine with this notifier (from [`Notifier::for_plan`]).
+    pub fn with_notifier(mut self, notifier: Option<Notifier>) -> Engine {
+        self.notifier = notifier;
+        self
+    }
+
+    /// A handle on the engine's notifier, to wait for the deliveries still
+    /// in flight once the engine has ended ([`crate::notify::settle`]).
+    pub fn notifier(&self) -> Option<Notifier> {
+        self.notifier.clone()
+    }
+
+    /// Sends `event` to the `[[notify]]` tables that want it, in the
+    /// background: it never blocks and never fails the upgrade. `data`
+    /// (an object) is added to the body; the result is journaled when it
+    /// comes back.
+    pub(crate) fn notify(&mut self, event: NotifyEvent, data: Value) {
+        if let Some(notifier) = &self.notifier {
+            notifier.notify(event, data);
+        }
+    }
+
+    /// Journals how a notification's delivery went.
+    fn on_delivery(&mut self, delivery: Delivery) -> Result<(), EngineError> {
+        self.commit(vec![delivery.change()])
     }
 
     /// Runs until the upgrade ends (or Ctrl-C).
@@ -222,6 +253,7 @@ impl Engine {
                 Some(report) = self.reports.recv() => self.on_report(report)?,
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => self.on_joined(joined)?,
                 Some(answer) = self.gate_answers.1.recv() => self.on_gate_answer(answer)?,
+                Some(delivery) = next_delivery(self.notifier.as_ref()) => self.on_delivery(delivery)?,
                 _ = poll.tick() => {
                     self.on_commands()?;
                     self.on_retry_timers()?;
@@ -365,6 +397,10 @@ impl Engine {
             json!({ "prompt": gate.prompt }),
         ));
         self.config.decider.ask(step, self.gate_answers.0.clone());
+        if !self.config.decider.interactive {
+            let data = json!({ "step": step.id, "title": step.title, "prompt": gate.prompt });
+            self.notify(NotifyEvent::GateWaiting, data);
+        }
     }
 
     fn spawn_step(&mut self, i: usize) {
@@ -519,6 +555,7 @@ impl Engine {
                 changes.push(Change::Time(RecordTime::Completed, now));
             }
         }
+        let mut paused = None;
         let run = &mut self.state.steps[i];
         match outcome {
             Outcome::Succeeded { outputs } => {
@@ -560,14 +597,19 @@ impl Engine {
                 changes.push(Self::event("step-retrying", Some(&step.id), data));
                 self.retry_at.insert(i, Instant::now() + wait);
             }
-            Outcome::Failed { error } => self.fail_step(i, error, &mut changes),
+            Outcome::Failed { error } => paused = self.fail_step(i, error, &mut changes),
         }
-        self.commit(changes)
+        self.commit(changes)?;
+        if let Some(data) = paused {
+            self.notify(NotifyEvent::Paused, data);
+        }
+        Ok(())
     }
 
     /// Step `i` failed for good: paused or not by its `on_failure`, and the
-    /// upgrade fails when that says so.
-    fn fail_step(&mut self, i: usize, error: String, changes: &mut Vec<Change>) {
+    /// upgrade fails when that says so. Returns what a "paused"
+    /// notification says, when the step paused.
+    fn fail_step(&mut self, i: usize, error: String, changes: &mut Vec<Change>) -> Option<Value> {
         let plan = Arc::clone(&self.plan);
         let step = &plan.steps[i];
         let run = &mut self.state.steps[i];
@@ -586,6 +628,10 @@ impl Engine {
         if step.on_failure == OnFailure::Fail && self.closing.is_none() {
             self.closing = Some(Closing::Fail(format!("step `{}` failed: {error}", step.id)));
         }
+        (step.on_failure == OnFailure::Pause && self.closing.is_none()).then(|| {
+            let attempt = self.state.steps[i].attempt;
+            json!({ "step": step.id, "title": step.title, "error": error, "attempt": attempt })
+        })
     }
 
     fn on_report(&mut self, report: StepReport) -> Result<(), EngineError> {
@@ -680,8 +726,12 @@ impl Engine {
         self.state.steps[i].attempt += 1;
         self.state.steps[i].state = StepState::Running;
         let mut changes = vec![event];
-        self.fail_step(i, format!("declined by {by}"), &mut changes);
-        self.commit(changes)
+        let paused = self.fail_step(i, format!("declined by {by}"), &mut changes);
+        self.commit(changes)?;
+        if let Some(data) = paused {
+            self.notify(NotifyEvent::Paused, data);
+        }
+        Ok(())
     }
 
     fn on_retry_timers(&mut self) -> Result<(), EngineError> {
@@ -773,6 +823,7 @@ impl Engine {
                     return Ok(Some(ending));
                 }
                 self.close(RecordStatus::Succeeded, None)?;
+                self.notify(NotifyEvent::Succeeded, json!({}));
                 Ok(Some(Ending::Succeeded))
             }
             None => Ok(None),
@@ -783,6 +834,8 @@ impl Engine {
                     return Ok(Some(ending));
                 }
                 self.close(RecordStatus::Failed, Some(why.clone()))?;
+                let data = self.failure_data(&why);
+                self.notify(NotifyEvent::Failed, data);
                 Ok(Some(Ending::Failed(why)))
             }
             Some(Closing::Stop { options }) => {
@@ -795,6 +848,7 @@ impl Engine {
                     return Ok(Some(ending));
                 }
                 self.close(RecordStatus::Stopped, Some("operator graceful stop".into()))?;
+                self.notify(NotifyEvent::Stopped, json!({ "options": options }));
                 Ok(Some(Ending::Stopped))
             }
             Some(Closing::ForceStop(mark)) => Ok(Some(Ending::ForceStopped(mark))),
@@ -817,6 +871,28 @@ impl Engine {
             Some(Closing::ForceStop(mark)) => Some(Ending::ForceStopped(mark)),
             Some(Closing::Interrupt) => Some(Ending::Interrupted),
             _ => None,
+        }
+    }
+
+    /// What the `failed` notification says: why, and the step that failed.
+    fn failure_data(&self, why: &str) -> Value {
+        let failed = self
+            .state
+            .steps
+            .iter()
+            .zip(&self.plan.steps)
+            .find(|(run, step)| {
+                run.state == StepState::Failed && step.on_failure == OnFailure::Fail
+            });
+        match failed {
+            Some((run, step)) => json!({
+                "reason": why,
+                "step": step.id,
+                "title": step.title,
+                "error": run.detail,
+                "attempt": run.attempt,
+            }),
+            None => json!({ "reason": why }),
         }
     }
 
@@ -1093,10 +1169,12 @@ impl Engine {
             None,
             json!({ "mark": mark, "spared": spared_ids, "left": self.armed_lines() }),
         ));
+        let data = json!({ "mark": mark, "spared": spared_ids, "by": by });
         changes.push(Change::Status(status, Some(by)));
         self.commit(changes)?;
         self.flush()?;
         self.closing = Some(Closing::ForceStop(mark));
+        self.notify(NotifyEvent::ForceStopped, data);
         Ok(())
     }
 }
@@ -1139,6 +1217,14 @@ pub fn decide_step_command(
         }
         CommandKind::Ack => Err(format!("`{}` is not waiting for an approval", step.id)),
         _ => Err(format!("`{}` is not a step command", command.kind)),
+    }
+}
+
+/// The next delivery result of `notifier`; never, without one.
+async fn next_delivery(notifier: Option<&Notifier>) -> Option<Delivery> {
+    match notifier {
+        Some(notifier) => notifier.next().await,
+        None => std::future::pending().await,
     }
 }
 

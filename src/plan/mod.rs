@@ -72,6 +72,10 @@ pub struct Plan {
     /// What the version catalog says about the target version, when it has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog: Option<catalog::PlanCatalog>,
+    /// Notifications: the runbook's and overlays' `[[notify]]`, then the
+    /// upgrade file's, program paths resolved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<crate::notify::NotifyConfig>,
 }
 
 /// The upgrade file's settings a run needs, with relative paths resolved

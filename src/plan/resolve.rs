@@ -248,6 +248,7 @@ pub fn plan_runbook_with(
             ..settings(upgrade)
         },
         catalog: plan_catalog,
+        notify: crate::notify::planned(runbook, upgrade),
     }
     .with_digest())
 }

@@ -52,6 +52,8 @@ pub struct ReportContext {
     /// Toggles the upgrade left flipped (armed obligations) or that an
     /// operator accepted leaving (waived); empty when everything was put back.
     pub left: Vec<LeftView>,
+    /// Notifications that were not delivered, one warning each.
+    pub notifications: Vec<String>,
 }
 
 /// One toggle left flipped.
@@ -448,6 +450,7 @@ pub fn context(
                 step: o.step,
             })
             .collect(),
+        notifications: crate::notify::warnings(&events),
     })
 }
 

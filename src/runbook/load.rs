@@ -128,6 +128,7 @@ fn read_chain(
         check::unknown_fields(&file, &unknown, diags);
         check::file_level(&file, &model, diags);
         let dir = dir_of(&reference);
+        crate::notify::check::check(&file, &model.notify, &dir, diags);
         next = match (&model.extends, fallback.take()) {
             (Some(base), wanted) => {
                 let path = DocPath::root().key("extends");

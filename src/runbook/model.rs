@@ -67,6 +67,10 @@ pub struct RunbookFile {
     /// Templates for the announcement and the report; paths relative to this file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub templates: Option<Templates>,
+    /// Who is told when the upgrade pauses, fails, stops or succeeds; an
+    /// overlay's tables are added to its base's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<crate::notify::NotifyConfig>,
 }
 
 /// The type of an input value.

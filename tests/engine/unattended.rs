@@ -30,7 +30,11 @@ fn run_bounded(site: &Site, args: &[&str]) -> (i32, String) {
 
 #[test]
 fn a_pause_in_an_unattended_run_exits_5_and_retry_without_a_runner_then_resume_finishes() {
-    let site = Site::new(FLAKY, "");
+    // A cron-style wrapper: no terminal, `--yes`, and a notification hook.
+    let site = Site::new(
+        FLAKY,
+        "[[notify]]\non = [\"paused\", \"succeeded\"]\nexec = [\"sh\", \"-c\", \"cat >> notified.jsonl\"]\n",
+    );
     let (code, err) = run_bounded(&site, &["run", "up.toml", "--yes"]);
     assert_eq!(code, 5, "{err}");
     assert!(
@@ -50,6 +54,16 @@ fn a_pause_in_an_unattended_run_exits_5_and_retry_without_a_runner_then_resume_f
         .find(|e| e.kind == "engine-exited")
         .expect("the pause is journaled");
     assert_eq!(exited.data["reason"], "paused");
+    // The notification command got the event as JSON before runbook exited.
+    let notified: Vec<serde_json::Value> = site
+        .lines("notified.jsonl")
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(notified.len(), 1, "{notified:?}");
+    assert_eq!(notified[0]["event"], "paused");
+    assert_eq!(notified[0]["step"], "flaky");
+    assert_eq!(notified[0]["record"], 1);
 
     // The next cron run names the open record instead of starting beside it.
     let out = site.run(&["run", "up.toml", "--yes"]);
@@ -82,6 +96,8 @@ fn a_pause_in_an_unattended_run_exits_5_and_retry_without_a_runner_then_resume_f
     assert_eq!(code, 0, "{err}");
     assert_eq!(site.lines("ran"), ["flaky", "after"]);
     assert_eq!(site.record().status, RecordStatus::Succeeded);
+    let last = site.lines("notified.jsonl").pop().unwrap();
+    assert!(last.contains("\"event\":\"succeeded\""), "{last}");
 }
 
 #[test]

@@ -243,7 +243,10 @@ impl Engine {
     }
 
     fn notify_left(&mut self, left: &[String]) {
-        let _ = left;
+        self.notify(
+            crate::notify::NotifyEvent::ObligationLeft,
+            json!({ "obligations": left }),
+        );
     }
 }
 

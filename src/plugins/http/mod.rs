@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::plugins::executor::{Executor, Outcome, StepContext};
 use crate::plugins::redact::Redactor;
 use params::{Body, Request};
-pub use params::{check_pointer, check_static};
+pub use params::{check_pointer, check_static, env_headers};
 
 /// Answers longer than this are cut: a step checks a status document, it
 /// does not download files.
@@ -41,13 +41,27 @@ impl Http {
     }
 
     fn client(&self) -> &Result<reqwest::Client, String> {
-        self.client.get_or_init(|| {
-            reqwest::Client::builder()
-                .user_agent(concat!("runbook/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| format!("cannot set up the HTTP client: {e}"))
-        })
+        self.client.get_or_init(client)
     }
+}
+
+/// An HTTP client that names `runbook` and its version.
+pub fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .user_agent(concat!("runbook/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+}
+
+/// One request header; a secret one is marked sensitive, and an error
+/// names only the header, never the value.
+pub fn header(name: &str, value: &str, secret: bool) -> Result<(HeaderName, HeaderValue), String> {
+    let name = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("`{name}` is not a valid header name"))?;
+    let mut value = HeaderValue::from_str(value)
+        .map_err(|_| format!("the value of header `{name}` is not a valid header value"))?;
+    value.set_sensitive(secret);
+    Ok((name, value))
 }
 
 /// What one request showed.
@@ -144,16 +158,6 @@ fn build(client: &reqwest::Client, request: &Request) -> Result<reqwest::Request
     let mut builder = client
         .request(request.method.clone(), request.url.clone())
         .timeout(request.request_timeout);
-    let header = |name: &str, value: &str, secret: bool| {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("`{name}` is not a valid header name"))?;
-        let mut value = HeaderValue::from_str(value).map_err(|_| {
-            // The value may be a secret: name the header only.
-            format!("the value of header `{name}` is not a valid header value")
-        })?;
-        value.set_sensitive(secret);
-        Ok::<_, String>((name, value))
-    };
     for (name, value) in &request.headers {
         let (n, v) = header(name, value, false)?;
         builder = builder.header(n, v);
@@ -177,14 +181,15 @@ fn build(client: &reqwest::Client, request: &Request) -> Result<reqwest::Request
     Ok(builder)
 }
 
-/// What went wrong with a request, with its causes (reqwest's own message
-/// alone says only "error sending request").
 fn why(e: reqwest::Error, request: &Request) -> String {
+    error_text(e, request.request_timeout)
+}
+
+/// What went wrong with a request, with its causes (reqwest's own message
+/// alone says only "error sending request") and without its URL.
+pub fn error_text(e: reqwest::Error, timeout: std::time::Duration) -> String {
     if e.is_timeout() {
-        return format!(
-            "no answer within the request timeout of {:?}",
-            request.request_timeout
-        );
+        return format!("no answer within the request timeout of {timeout:?}");
     }
     let e = e.without_url();
     let mut text = e.to_string();

@@ -131,17 +131,28 @@ fn string_map(value: Option<&Value>, name: &str) -> Result<Vec<(String, String)>
 /// `headers_env = { Header = "VAR" }` and `bearer_env = "VAR"`: header
 /// values read from the environment so that tokens stay out of runbooks.
 fn secret_headers(ctx: &StepContext) -> Result<Vec<(String, String)>, String> {
+    let headers_env = string_map(ctx.params.get("headers_env"), "headers_env")?;
+    env_headers(&headers_env, ctx.str_param("bearer_env"))
+}
+
+/// The headers `headers_env` (header, variable) and `bearer_env` (a
+/// variable holding a bearer token) name, their values read from the
+/// environment now. The error names the parameter and the variable.
+pub fn env_headers(
+    headers_env: &[(String, String)],
+    bearer_env: Option<&str>,
+) -> Result<Vec<(String, String)>, String> {
     let read = |var: &str, param: &str| {
         std::env::var(var).map_err(|_| {
             format!("`{param}` names the environment variable `{var}`, which is not set")
         })
     };
     let mut out = Vec::new();
-    for (header, var) in string_map(ctx.params.get("headers_env"), "headers_env")? {
-        let value = read(&var, &format!("headers_env.{header}"))?;
-        out.push((header, value));
+    for (header, var) in headers_env {
+        let value = read(var, &format!("headers_env.{header}"))?;
+        out.push((header.clone(), value));
     }
-    if let Some(var) = ctx.str_param("bearer_env") {
+    if let Some(var) = bearer_env {
         out.push((
             "Authorization".into(),
             format!("Bearer {}", read(var, "bearer_env")?),
