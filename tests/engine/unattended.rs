@@ -365,8 +365,12 @@ fn a_failure_before_safe_until_runs_the_undo_and_after_it_leaves_the_obligation_
     assert_eq!(site.lines("undos"), ["undone"]);
     assert!(site.store().armed(site.record().id).unwrap().is_empty());
 
-    // Once `upgrade` has started: never undone automatically; listed.
-    let site = Site::new(&draining("true", "fail"), "");
+    // Once `upgrade` has started: never undone automatically; listed, and
+    // the team is told.
+    let site = Site::new(
+        &draining("true", "fail"),
+        "[[notify]]\non = [\"obligation-left\"]\nexec = [\"sh\", \"-c\", \"cat >> left.jsonl\"]\n",
+    );
     site.touch("fail-upgrade");
     let out = site.run(&["run", "up.toml", "--yes"]);
     assert_exit(&out, 1);
@@ -379,6 +383,15 @@ fn a_failure_before_safe_until_runs_the_undo_and_after_it_leaves_the_obligation_
     );
     let armed = site.store().armed(site.record().id).unwrap();
     assert_eq!(armed.len(), 1);
+    let told: serde_json::Value = serde_json::from_str(&site.read("left.jsonl")).unwrap();
+    assert_eq!(told["event"], "obligation-left");
+    assert!(
+        told["obligations"][0]
+            .as_str()
+            .unwrap()
+            .contains("load balancer drained"),
+        "{told}"
+    );
 
     let status = stdout(&site.run(&["status"]));
     assert!(status.contains("LEFT FLIPPED"), "{status}");
