@@ -11,7 +11,8 @@ pub const BAD_INPUT: u8 = 2;
 pub const STOPPED: u8 = 3;
 /// Another upgrade holds the active-upgrade lock.
 pub const LOCKED: u8 = 4;
-/// An internal or environment error (I/O, database).
+/// An internal or environment error (I/O, database), including a failed
+/// write to standard output or standard error.
 pub const INTERNAL: u8 = 70;
 /// Interrupted with Ctrl-C; the record stays open for `runbook resume`.
 pub const INTERRUPTED: u8 = 130;

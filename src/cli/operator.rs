@@ -20,14 +20,14 @@ const ANSWER_WAIT: Duration = Duration::from_secs(15);
 
 fn open(state: &Path) -> Result<SqliteStore, u8> {
     if !state.exists() {
-        eprintln!(
+        crate::errln!(
             "error: no state store at {} (pass --state, or set RUNBOOK_STATE)",
             state.display()
         );
         return Err(exit::BAD_INPUT);
     }
     SqliteStore::open(state).map_err(|e| {
-        eprintln!("error: {e}");
+        crate::errln!("error: {e}");
         exit::INTERNAL
     })
 }
@@ -40,15 +40,17 @@ fn target(store: &SqliteStore, record: Option<i64>) -> Result<Record, u8> {
     match found {
         Ok(Some(r)) => Ok(r),
         Ok(None) => {
-            eprintln!("error: no upgrade is in progress; name a record (see `runbook history`)");
+            crate::errln!(
+                "error: no upgrade is in progress; name a record (see `runbook history`)"
+            );
             Err(exit::BAD_INPUT)
         }
         Err(StoreError::NotFound(id)) => {
-            eprintln!("error: there is no record {id}");
+            crate::errln!("error: there is no record {id}");
             Err(exit::BAD_INPUT)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             Err(exit::INTERNAL)
         }
     }
@@ -71,7 +73,7 @@ pub fn command(
         Err(code) => return code,
     };
     if !record.status.is_active() {
-        eprintln!("refused: record {} is {}", record.id, record.status.label());
+        crate::errln!("refused: record {} is {}", record.id, record.status.label());
         return exit::BAD_INPUT;
     }
     match live_engine(&store, record.id) {
@@ -80,14 +82,15 @@ pub fn command(
             force_stop_offline(state, &store, &record, &args)
         }
         Ok(None) => {
-            eprintln!(
+            crate::errln!(
                 "refused: no runbook process is running record {}; `runbook resume {}` continues it (or `runbook force-stop` closes it)",
-                record.id, record.id
+                record.id,
+                record.id
             );
             exit::BAD_INPUT
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             exit::INTERNAL
         }
     }
@@ -103,7 +106,7 @@ fn send_and_wait(
     let id = match store.push_command(record.id, kind, step, &args) {
         Ok(id) => id,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::INTERNAL;
         }
     };
@@ -118,28 +121,28 @@ fn send_and_wait(
             .filter(|r| !r.status.is_active());
         match store.command(id) {
             Ok(c) if c.status == CommandStatus::Accepted => {
-                println!("accepted: {}", c.answer.unwrap_or_default());
+                crate::outln!("accepted: {}", c.answer.unwrap_or_default());
                 return exit::OK;
             }
             Ok(c) if c.status == CommandStatus::Refused => {
-                eprintln!("refused: {}", c.answer.unwrap_or_default());
+                crate::errln!("refused: {}", c.answer.unwrap_or_default());
                 return exit::BAD_INPUT;
             }
             Ok(_) if closed.is_some() => {
                 let status = closed.map(|r| r.status.label()).unwrap_or("closed");
-                eprintln!(
+                crate::errln!(
                     "refused: the upgrade ended ({status}) before the engine read the command"
                 );
                 return exit::BAD_INPUT;
             }
             Ok(_) => std::thread::sleep(Duration::from_millis(100)),
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 return exit::INTERNAL;
             }
         }
     }
-    eprintln!("no answer yet from the engine; the command stays queued (command {id})");
+    crate::errln!("no answer yet from the engine; the command stays queued (command {id})");
     exit::INTERNAL
 }
 
@@ -173,20 +176,20 @@ fn force_stop_offline(state: &Path, store: &SqliteStore, record: &Record, args: 
     changes.push(Change::Status(status, Some(by)));
     match store.commit(record.id, &changes) {
         Ok(()) => {
-            println!(
+            crate::outln!(
                 "accepted: record {} closed as {}",
                 record.id,
                 status.label()
             );
             // Nobody else will write the closed record's report.
             match crate::report::write(state, record.id) {
-                Ok(paths) => eprintln!("report: {}", crate::report::describe_paths(&paths)),
-                Err(e) => eprintln!("warning: the report could not be written: {e}"),
+                Ok(paths) => crate::errln!("report: {}", crate::report::describe_paths(&paths)),
+                Err(e) => crate::errln!("warning: the report could not be written: {e}"),
             }
             exit::OK
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             exit::INTERNAL
         }
     }
@@ -339,7 +342,7 @@ pub fn history(state: &Path, json: bool) -> u8 {
             print_out(&text)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             exit::INTERNAL
         }
     }
@@ -372,13 +375,13 @@ pub fn report(state: &Path, record: Option<i64>, html: bool, output: Option<&Pat
         (Ok(text), Some(path)) => match crate::fsutil::write_atomic(path, text.as_bytes()) {
             Ok(()) => exit::OK,
             Err(e) => {
-                eprintln!("error: cannot write {}: {e}", path.display());
+                crate::errln!("error: cannot write {}: {e}", path.display());
                 exit::INTERNAL
             }
         },
         (Ok(text), None) => print_out(&text),
         (Err(e), _) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             // A site's or upgrade file's template is input the operator can fix.
             if matches!(e, crate::report::ReportError::Template(_)) {
                 exit::BAD_INPUT

@@ -382,7 +382,7 @@ async fn ask_rerun(step: &str) -> bool {
     );
     tokio::task::spawn_blocking(move || {
         use std::io::{BufRead, Write};
-        eprint!("{prompt}");
+        crate::errs!("{prompt}");
         let _ = std::io::stderr().flush();
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "yes")
