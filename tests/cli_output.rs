@@ -1,10 +1,12 @@
-//! Bad output, through the real binary: a full or closed standard output
-//! or standard error never makes `runbook` panic (exit 101) but exit 70,
-//! with nothing lost in the store.
+//! Bad output and failing disks, through the real binary: a full or
+//! closed standard output or standard error never makes `runbook` panic
+//! (exit 101) but exit 70, with nothing lost in the store; a store error
+//! names its cause, and the commands that only read still work on a full
+//! disk.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use runbook::store::{RecordStatus, SqliteStore};
@@ -213,4 +215,141 @@ fn the_sources_print_nothing_with_the_panicking_macros() {
         "use crate::outln!/errln!/errs! (cli::print_out, cli::print_err) instead:\n{}",
         found.join("\n")
     );
+}
+
+/// A small tmpfs, unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts one, or says why that is impossible here.
+    fn mount(size: &str) -> Result<Tmpfs, String> {
+        let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1))
+                == Some("0")
+        });
+        if !root {
+            return Err("not root".into());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("mount failed: {}", stderr(&out).trim()));
+        }
+        Ok(Tmpfs { dir })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.path("filler")).unwrap();
+        let chunk = vec![0u8; 4096];
+        loop {
+            match file.write_all(&chunk).and_then(|()| file.sync_all()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(28) => break,
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+        // What a 4 KiB block could not hold, smaller writes might.
+        for size in [1024, 128, 1] {
+            while file.write_all(&chunk[..size]).is_ok() {}
+        }
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path("filler")).unwrap();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn on_a_full_disk_reading_works_and_a_write_names_its_cause_with_the_store_intact() {
+    let disk = match Tmpfs::mount("4M") {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("skipped: cannot mount a small tmpfs to fill ({why})");
+            return;
+        }
+    };
+    let dir = site();
+    let state = disk.path("state.db");
+    let state = state.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--state", state]);
+        runbook(dir.path(), &all).output().unwrap()
+    };
+    assert_code(&run(&["run", "up.toml", "--yes"]), 0, "the upgrade");
+    assert_code(&run(&["save", "up.toml"]), 0, "a saved configuration");
+    let records = |out: &Output| -> Vec<(i64, String)> {
+        let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["id"].as_i64().unwrap(), r["status"].to_string()))
+            .collect()
+    };
+    let before = records(&run(&["history", "--format", "json"]));
+    assert_eq!(before.len(), 2);
+    // The last connection to close removes SQLite's side files: reading
+    // on the full disk must create them (or do without).
+    drop(SqliteStore::open(state).unwrap());
+    assert!(!disk.path("state.db-shm").exists());
+
+    disk.fill();
+    // Reading works.
+    let status = run(&["status"]);
+    assert_code(&status, 0, "status on a full disk");
+    assert!(String::from_utf8_lossy(&status.stdout).contains("record 2"));
+    let history = run(&["history", "--format", "json"]);
+    assert_code(&history, 0, "history on a full disk");
+    assert_eq!(records(&history), before);
+    let report = run(&["report", "1"]);
+    assert_code(&report, 0, "report on a full disk");
+    assert!(String::from_utf8_lossy(&report.stdout).contains("only"));
+    let again = run(&["status", "1"]);
+    assert_code(&again, 0, "status again (after the files reading left)");
+
+    // Writing fails, saying why.
+    let cancel = run(&["cancel"]);
+    assert_code(&cancel, 70, "cancel on a full disk");
+    assert!(
+        stderr(&cancel).contains("No space left on device"),
+        "{}",
+        stderr(&cancel)
+    );
+    assert!(!stderr(&cancel).contains("panicked"), "{}", stderr(&cancel));
+
+    // With room again, nothing was lost and the write goes through.
+    disk.free();
+    let history = run(&["history", "--format", "json"]);
+    assert_code(&history, 0, "history");
+    assert_eq!(records(&history), before);
+    let store = SqliteStore::open(state).unwrap();
+    assert_eq!(
+        store.record(runbook::store::RecordId(2)).unwrap().status,
+        RecordStatus::Configuring
+    );
+    drop(store);
+    assert_code(&run(&["cancel"]), 0, "cancel with room");
 }

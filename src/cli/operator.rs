@@ -19,6 +19,19 @@ use crate::store::{
 const ANSWER_WAIT: Duration = Duration::from_secs(15);
 
 fn open(state: &Path) -> Result<SqliteStore, u8> {
+    open_with(state, |p| SqliteStore::open(p))
+}
+
+/// The store for a command that only reads (`status`, `history`,
+/// `report`): opened without writing anything, so it works on a full disk.
+fn open_read(state: &Path) -> Result<SqliteStore, u8> {
+    open_with(state, |p| SqliteStore::open_read_only(p))
+}
+
+fn open_with(
+    state: &Path,
+    opener: fn(&Path) -> Result<SqliteStore, StoreError>,
+) -> Result<SqliteStore, u8> {
     if !state.exists() {
         crate::errln!(
             "error: no state store at {} (pass --state, or set RUNBOOK_STATE)",
@@ -26,7 +39,7 @@ fn open(state: &Path) -> Result<SqliteStore, u8> {
         );
         return Err(exit::BAD_INPUT);
     }
-    SqliteStore::open(state).map_err(|e| {
+    opener(state).map_err(|e| {
         crate::errln!("error: {e}");
         exit::INTERNAL
     })
@@ -210,7 +223,7 @@ fn kill_group(pid_file: &Path) {
 
 /// `runbook status [RECORD] [--follow]`.
 pub fn status(state: &Path, record: Option<i64>, follow: bool) -> u8 {
-    let store = match open(state) {
+    let store = match open_read(state) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -327,7 +340,7 @@ fn latest_progress(
 
 /// `runbook history [--format json]`.
 pub fn history(state: &Path, json: bool) -> u8 {
-    let store = match open(state) {
+    let store = match open_read(state) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -350,7 +363,8 @@ pub fn history(state: &Path, json: bool) -> u8 {
 
 /// `runbook report [RECORD] [--html] [-o FILE]`: the completion report.
 pub fn report(state: &Path, record: Option<i64>, html: bool, output: Option<&Path>) -> u8 {
-    let store = match open(state) {
+    // Only reads, even with -o (the file is written beside, not the store).
+    let store = match open_read(state) {
         Ok(s) => s,
         Err(code) => return code,
     };
