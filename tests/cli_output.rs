@@ -2,7 +2,7 @@
 //! closed standard output or standard error never makes `runbook` panic
 //! (exit 101) but exit 70, with nothing lost in the store; a store error
 //! names its cause, and the commands that only read still work on a full
-//! disk.
+//! disk; two stores in one folder keep their record files apart.
 
 mod common;
 
@@ -215,6 +215,54 @@ fn the_sources_print_nothing_with_the_panicking_macros() {
         "use crate::outln!/errln!/errs! (cli::print_out, cli::print_err) instead:\n{}",
         found.join("\n")
     );
+}
+
+#[test]
+fn two_stores_in_one_folder_keep_their_own_record_files() {
+    let dir = site();
+    let other = RUNBOOK
+        .replace("name = \"t\"", "name = \"other\"")
+        .replace("id = \"only\"", "id = \"another\"");
+    std::fs::write(dir.path().join("rb-b.toml"), other).unwrap();
+    std::fs::write(
+        dir.path().join("up-b.toml"),
+        UPGRADE.replace("rb.toml", "rb-b.toml"),
+    )
+    .unwrap();
+    let a = runbook(dir.path(), &["run", "up.toml", "--yes", "--state", "a.db"])
+        .output()
+        .unwrap();
+    assert_code(&a, 0, "the upgrade in a.db");
+    assert!(
+        stderr(&a).contains("a.records/1/report.md"),
+        "{}",
+        stderr(&a)
+    );
+    let b = runbook(
+        dir.path(),
+        &["run", "up-b.toml", "--yes", "--state", "b.db"],
+    )
+    .output()
+    .unwrap();
+    assert_code(&b, 0, "the upgrade in b.db");
+
+    let report = |store: &str| {
+        std::fs::read_to_string(dir.path().join(format!("{store}.records/1/report.md"))).unwrap()
+    };
+    let (ra, rb) = (report("a"), report("b"));
+    assert!(ra.contains("only") && !ra.contains("another"), "{ra}");
+    assert!(rb.contains("another") && !rb.contains("| only"), "{rb}");
+    assert!(dir.path().join("a.records/1").is_dir() && dir.path().join("b.records/1").is_dir());
+    assert!(
+        !dir.path().join("records").exists(),
+        "no shared records folder"
+    );
+    // `report -o`-less reading and writing agree on the place.
+    let out = runbook(dir.path(), &["report", "1", "--state", "b.db"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0, "report from b.db");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("another"));
 }
 
 /// A small tmpfs, unmounted on drop.
