@@ -106,6 +106,9 @@ enum Command {
         /// How the record is marked.
         #[arg(long, value_enum)]
         mark: Mark,
+        /// Do not ask for confirmation (required without a terminal).
+        #[arg(long)]
+        yes: bool,
         #[arg(long)]
         record: Option<i64>,
         #[arg(long)]
@@ -275,6 +278,7 @@ fn run() -> u8 {
         }
         Command::ForceStop {
             mark,
+            yes,
             record,
             state: s,
         } => {
@@ -282,13 +286,7 @@ fn run() -> u8 {
                 Mark::Succeeded => "succeeded",
                 Mark::Failed => "failed",
             };
-            operator::command(
-                &state(&s),
-                record,
-                CommandKind::ForceStop,
-                None,
-                json!({ "mark": mark }),
-            )
+            operator::force_stop(&state(&s), record, mark, yes)
         }
         Command::Skip {
             step,

@@ -244,7 +244,7 @@ fn a_platform_that_keeps_failing_fails_the_step_with_what_happened() {
     assert!(detail.contains("gave up after 3 attempts"), "{detail}");
     assert!(!detail.contains(&served.token));
     // The operator ends it.
-    let force = site.run(&["force-stop", "--mark", "failed"], &[]);
+    let force = site.run(&["force-stop", "--mark", "failed", "--yes"], &[]);
     assert!(
         force.status.success(),
         "{}",

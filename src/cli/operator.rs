@@ -2,6 +2,7 @@
 //! `skip`, `retry`, `ack`, `history`. They talk to the running engine
 //! through the state store and print its answer.
 
+use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 use crate::cli::print_out;
 use crate::engine::apply::live_engine;
 use crate::exit;
+use crate::plugins::process_group;
 use crate::store::{
     Change, CommandKind, CommandStatus, Record, RecordId, RecordStatus, SqliteStore, StepState,
     StoreError,
@@ -67,6 +69,88 @@ fn target(store: &SqliteStore, record: Option<i64>) -> Result<Record, u8> {
             Err(exit::INTERNAL)
         }
     }
+}
+
+/// `runbook force-stop --mark M [--yes]`. Force-stop cancels running steps
+/// and runs no recovery, so it is confirmed first: on a terminal the
+/// runbook's warning and what the upgrade leaves undone are shown and the
+/// operator types the mark; without a terminal `--yes` is required.
+pub fn force_stop(state: &Path, record: Option<i64>, mark: &str, yes: bool) -> u8 {
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            crate::errln!(
+                "refused: force-stop cancels the running steps and runs no recovery; \
+                 confirm it on a terminal, or pass --yes"
+            );
+            return exit::BAD_INPUT;
+        }
+        match confirm_force_stop(state, record, mark) {
+            Ok(true) => {}
+            Ok(false) => {
+                crate::errln!("cancelled: nothing was sent; the upgrade goes on");
+                return exit::BAD_INPUT;
+            }
+            Err(code) => return code,
+        }
+    }
+    command(
+        state,
+        record,
+        CommandKind::ForceStop,
+        None,
+        json!({ "mark": mark }),
+    )
+}
+
+/// Shows what a force-stop of the record means and asks the operator to
+/// type the mark; anything else (or no answer) is a no.
+fn confirm_force_stop(state: &Path, record: Option<i64>, mark: &str) -> Result<bool, u8> {
+    let store = open_read(state)?;
+    let record = target(&store, record)?;
+    if !record.status.is_active() {
+        // `command` refuses it with the usual message.
+        return Ok(true);
+    }
+    let plan: Option<Value> = store
+        .plan_json(record.id)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
+    let warning = plan
+        .as_ref()
+        .and_then(|p| p.pointer("/force_stop/warning"))
+        .and_then(Value::as_str);
+    let mut text = format!(
+        "force-stop record {} ({} upgrade {} -> {}): running steps are cancelled and their \
+         processes killed, no recovery runs, and the record closes as force-stopped, marked {mark}.\n",
+        record.id, record.mode, record.initial_version, record.target_version
+    );
+    if let Some(warning) = warning {
+        text.push_str(&format!("warning: {}\n", warning.trim()));
+    }
+    let left = outstanding_lines(&store, &record);
+    if !left.is_empty() {
+        text.push_str("the upgrade leaves these as they are:\n");
+        for line in &left {
+            text.push_str(&format!("  - {line}\n"));
+        }
+    }
+    text.push_str(&format!(
+        "type `{mark}` to force-stop (anything else cancels): "
+    ));
+    if crate::cli::print_err(&text) != exit::OK {
+        return Err(exit::INTERNAL);
+    }
+    let mut answer = String::new();
+    let read = std::io::stdin().lock().read_line(&mut answer);
+    Ok(read.is_ok_and(|n| n > 0) && answer.trim() == mark)
+}
+
+/// The armed obligations of a record: what the upgrade changed and has not
+/// restored (e.g. "scheduling paused since 08:33:37 — not restored"), one
+/// line each, shown before a force-stop is confirmed. None are tracked yet.
+pub fn outstanding_lines(store: &SqliteStore, record: &Record) -> Vec<String> {
+    let _ = (store, record);
+    Vec::new()
 }
 
 /// Sends a command to the engine running the record and waits for its answer.
@@ -168,13 +252,26 @@ fn force_stop_offline(state: &Path, store: &SqliteStore, record: &Record, args: 
         Some("succeeded") => (RecordStatus::ForceStoppedSucceeded, "succeeded"),
         _ => (RecordStatus::ForceStoppedFailed, "failed"),
     };
-    let exec_dir = crate::engine::apply::record_dir(state, record.id).join("exec");
+    let dir = crate::engine::apply::record_dir(state, record.id);
     let mut changes = Vec::new();
+    let mut killed = Vec::new();
     for mut row in store.steps(record.id).unwrap_or_default() {
         if row.state != StepState::Running {
             continue;
         }
-        kill_group(&exec_dir.join(format!("{}.{}.pid", row.step, row.attempt)));
+        // Every process group the step's attempts started (plugins'
+        // children included), as recorded when each was spawned.
+        for ended in process_group::kill_recorded(&dir, &row.step, row.attempt) {
+            if let process_group::Ended::Killed(pgid) = ended {
+                crate::errln!("killed process group {pgid} of step `{}`", row.step);
+                killed.push(json!({ "step": row.step, "pgid": pgid }));
+            }
+        }
+        if !process_group::is_recorded(&dir, &row.step, row.attempt) {
+            // Started by a `runbook` that kept only the exec receipt.
+            let receipt = format!("exec/{}.{}.pid", row.step, row.attempt);
+            kill_group(&dir.join(receipt));
+        }
         row.state = StepState::Cancelled;
         row.finished_at = Some(jiff::Timestamp::now());
         row.detail = Some("cancelled by force-stop".into());
@@ -184,7 +281,7 @@ fn force_stop_offline(state: &Path, store: &SqliteStore, record: &Record, args: 
     changes.push(Change::Event {
         kind: "force-stopped".into(),
         step: None,
-        data: json!({ "mark": word, "offline": true }),
+        data: json!({ "mark": word, "offline": true, "killed": killed }),
     });
     changes.push(Change::Status(status, Some(by)));
     match store.commit(record.id, &changes) {
