@@ -14,7 +14,8 @@ pub const LOCKED: u8 = 4;
 /// Paused: an unattended run reached a step or gate an operator must act
 /// on; the record stays open (`runbook retry|skip|ack`, then `runbook resume`).
 pub const PAUSED: u8 = 5;
-/// An internal or environment error (I/O, database).
+/// An internal or environment error (I/O, database), including a failed
+/// write to standard output or standard error.
 pub const INTERNAL: u8 = 70;
 /// Interrupted with Ctrl-C; the record stays open for `runbook resume`.
 pub const INTERRUPTED: u8 = 130;

@@ -106,6 +106,9 @@ enum Command {
         /// How the record is marked.
         #[arg(long, value_enum)]
         mark: Mark,
+        /// Do not ask for confirmation (required without a terminal).
+        #[arg(long)]
+        yes: bool,
         #[arg(long)]
         record: Option<i64>,
         #[arg(long)]
@@ -225,13 +228,53 @@ enum HistoryFormat {
     Json,
 }
 
-fn main() -> ExitCode {
+/// Logging to standard error (`RUST_LOG`). Nothing here panics or prints
+/// with `eprintln!`: a failed write to standard error ends the command
+/// with exit code 70 instead (see `cli::print_err`).
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::LevelFilter;
+    let builder = EnvFilter::builder().with_default_directive(LevelFilter::ERROR.into());
+    let directives = std::env::var("RUST_LOG").unwrap_or_default();
+    let filter = builder.parse(&directives).unwrap_or_else(|e| {
+        runbook::errln!("warning: ignoring RUST_LOG ({e})");
+        builder.parse("").unwrap_or_default()
+    });
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_writer(|| cli::StderrWriter)
+        .log_internal_errors(false)
         .init();
+}
+
+fn main() -> ExitCode {
+    let code = run();
+    // A command whose output could not be written (a full device, a
+    // closed pipe) says so with exit code 70, whatever else it did.
+    if cli::write_failed() {
+        return ExitCode::from(runbook::exit::INTERNAL);
+    }
+    ExitCode::from(code)
+}
+
+fn run() -> u8 {
+    init_tracing();
+    let parsed = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help, --version and usage errors: clap prints them (help on
+        // standard output, errors on standard error) and gives the code.
+        Err(e) => {
+            let printed = e
+                .print()
+                .and_then(|()| std::io::Write::flush(&mut std::io::stdout()));
+            return match printed {
+                Ok(()) => u8::try_from(e.exit_code()).unwrap_or(runbook::exit::BAD_INPUT),
+                Err(_) => runbook::exit::INTERNAL,
+            };
+        }
+    };
     let state = |s: &Option<PathBuf>| cli::state_path(s.as_deref());
-    let code = match Cli::parse().command {
+    match parsed.command {
         Command::Validate { runbooks } => preview::validate(&runbooks),
         Command::Plan {
             upgrade,
@@ -264,6 +307,7 @@ fn main() -> ExitCode {
         }
         Command::ForceStop {
             mark,
+            yes,
             record,
             state: s,
         } => {
@@ -271,13 +315,7 @@ fn main() -> ExitCode {
                 Mark::Succeeded => "succeeded",
                 Mark::Failed => "failed",
             };
-            operator::command(
-                &state(&s),
-                record,
-                CommandKind::ForceStop,
-                None,
-                json!({ "mark": mark }),
-            )
+            operator::force_stop(&state(&s), record, mark, yes)
         }
         Command::Skip {
             step,
@@ -334,6 +372,5 @@ fn main() -> ExitCode {
         Command::Versions { command } => cli::catalog::versions_cmd(command),
         Command::Config { command } => cli::config::config_cmd(command),
         Command::Sim { command } => cli::sim::sim_cmd(command),
-    };
-    ExitCode::from(code)
+    }
 }

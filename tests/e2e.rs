@@ -924,7 +924,7 @@ fn a_task_that_never_stops_pauses_the_downtime_upgrade_until_a_force_stop() {
         RecordStatus::Upgrading
     );
 
-    let force = site.runbook(&["force-stop", "--mark", "failed"]);
+    let force = site.runbook(&["force-stop", "--mark", "failed", "--yes"]);
     force.expect_code(0, "runbook force-stop --mark failed");
     assert!(force.stdout.contains("accepted"), "{}", force.stdout);
     let done = run.wait(RUN_DEADLINE);
@@ -1047,7 +1047,7 @@ fn a_service_that_fails_to_start_keeps_semi_downtime_in_maintenance_until_a_forc
         stop.stderr
     );
 
-    let force = site.runbook(&["force-stop", "--mark", "failed"]);
+    let force = site.runbook(&["force-stop", "--mark", "failed", "--yes"]);
     force.expect_code(0, "runbook force-stop --mark failed");
     run.wait(RUN_DEADLINE)
         .expect_code(3, "the force-stopped run");

@@ -1268,7 +1268,7 @@ on_stop = ["h1"]
     site.wait_state("drain", StepState::Running);
     assert_exit(&site.run(&["stop"]), 0);
     let pid = site.wait_pid_file("h1.pid");
-    let out = site.run(&["force-stop", "--mark", "failed"]);
+    let out = site.run(&["force-stop", "--mark", "failed", "--yes"]);
     assert_exit(&out, 0);
     assert_runner_exit(&mut runner, 3);
     assert_eq!(site.record().status, RecordStatus::ForceStoppedFailed);
@@ -1322,7 +1322,7 @@ fn force_stop_at_any_step_cancels_it_kills_its_process_and_closes_the_record() {
         let pid = site.wait_pid_file(&format!("{stuck}.pid"));
         assert!(pid_alive(pid), "{case}");
 
-        let out = site.run(&["force-stop", "--mark", mark]);
+        let out = site.run(&["force-stop", "--mark", mark, "--yes"]);
         assert_exit(&out, 0);
         assert!(
             stdout(&out).contains("force-stopping"),
@@ -1374,7 +1374,7 @@ fn force_stop_at_any_step_cancels_it_kills_its_process_and_closes_the_record() {
             );
         }
         // A closed record takes no more commands.
-        let late = site.run(&["force-stop", "--mark", mark]);
+        let late = site.run(&["force-stop", "--mark", mark, "--yes"]);
         assert_exit(&late, 2);
     }
 }
@@ -1414,7 +1414,7 @@ spares = ["backup"]
     site.wait_state("main", StepState::Running);
     let pid = site.wait_pid_file("main.pid");
 
-    let not_allowed = site.run(&["force-stop", "--mark", "succeeded"]);
+    let not_allowed = site.run(&["force-stop", "--mark", "succeeded", "--yes"]);
     assert_exit(&not_allowed, 2);
     assert!(
         stderr(&not_allowed).contains("does not allow the mark"),
@@ -1422,7 +1422,7 @@ spares = ["backup"]
         stderr(&not_allowed)
     );
 
-    let out = site.run(&["force-stop", "--mark", "failed"]);
+    let out = site.run(&["force-stop", "--mark", "failed", "--yes"]);
     assert_exit(&out, 0);
     // The record is closed at once; main is cancelled and killed…
     eventually("the record to close as force-stopped", || {
@@ -1466,7 +1466,7 @@ fn force_stop_after_the_runner_died_cancels_the_step_and_kills_its_child() {
     let pid = site.wait_pid_file("main.pid");
     runner.kill();
     assert!(pid_alive(pid), "the exec child outlives its runner");
-    let out = site.run(&["force-stop", "--mark", "failed"]);
+    let out = site.run(&["force-stop", "--mark", "failed", "--yes"]);
     assert_exit(&out, 0);
     assert_eq!(site.record().status, RecordStatus::ForceStoppedFailed);
     assert_eq!(site.state("main"), Some(StepState::Cancelled));

@@ -270,7 +270,7 @@ fn a_force_stop_kills_a_plugin_that_ignores_sigterm() {
         .spawn()
         .unwrap();
     let pid = site.pid("ignores-stop.pid");
-    let stop = common::run(site.path(), &["force-stop", "--mark", "failed"]);
+    let stop = common::run(site.path(), &["force-stop", "--mark", "failed", "--yes"]);
     assert_eq!(stop.status.code(), Some(0), "{}", stderr(&stop));
     let status = until("the run to end", || run.try_wait().unwrap());
     assert_eq!(status.code(), Some(3), "force-stopped");

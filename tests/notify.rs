@@ -181,7 +181,7 @@ fn a_paused_step_notifies_and_so_does_the_force_stop_that_ends_it() {
     });
     assert_eq!(paused["step"], "work");
     assert!(paused["error"].as_str().unwrap().contains("status 1"));
-    let stop = run(dir.path(), &["force-stop", "--mark", "failed"]);
+    let stop = run(dir.path(), &["force-stop", "--mark", "failed", "--yes"]);
     assert_eq!(stop.status.code(), Some(0), "{}", stderr(&stop));
     let status = until("the upgrade to end", || upgrade.try_wait().unwrap());
     // 3: the running engine was force-stopped. (A run that leaves an
@@ -319,7 +319,7 @@ fn an_offline_force_stop_notifies_too() {
     recorder(dir.path());
     let saved = run(dir.path(), &["save", "up.toml"]);
     assert_eq!(saved.status.code(), Some(0), "{}", stderr(&saved));
-    let stop = run(dir.path(), &["force-stop", "--mark", "succeeded"]);
+    let stop = run(dir.path(), &["force-stop", "--mark", "succeeded", "--yes"]);
     assert_eq!(stop.status.code(), Some(0), "{}", stderr(&stop));
     let got = received(dir.path());
     assert_eq!(got.len(), 1, "{got:?}");

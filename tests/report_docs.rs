@@ -215,7 +215,7 @@ fn force_stopped_report() {
     let site = Site::new();
     let child = site.paused_downtime();
     let force = site
-        .command(&["force-stop", "--mark", "failed"])
+        .command(&["force-stop", "--mark", "failed", "--yes"])
         .output()
         .unwrap();
     // The force-stop that closed the record reports itself accepted.

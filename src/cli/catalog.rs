@@ -1,6 +1,6 @@
 //! `runbook versions`: the version catalog — import, list, show.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -101,7 +101,7 @@ pub fn read_yaml_file(
     what: &str,
 ) -> Result<std::sync::Arc<SourceFile>, u8> {
     let fail = |message: String| {
-        eprintln!("error: {message}");
+        crate::errln!("error: {message}");
         exit::BAD_INPUT
     };
     let len = std::fs::metadata(path)
@@ -131,7 +131,7 @@ fn open_store(state: &Path) -> Result<SqliteStore, u8> {
 
 /// Prints a store error with its causes; the exit code for it.
 pub fn store_error(e: &StoreError) -> u8 {
-    eprintln!("error: {}", crate::platform::sim::error_chain(e));
+    crate::errln!("error: {}", crate::platform::sim::error_chain(e));
     match e {
         StoreError::VersionExists { .. } | StoreError::NewerFormat { .. } => exit::BAD_INPUT,
         _ => exit::INTERNAL,
@@ -165,7 +165,7 @@ fn import(path: &Path, overwrite: bool, state: &Path, limits: &YamlLimits) -> u8
                     });
                 }
                 if !confirm_replace(&old, &file.text) {
-                    eprintln!("not imported: the catalog keeps its {}", old.version);
+                    crate::errln!("not imported: the catalog keeps its {}", old.version);
                     return exit::BAD_INPUT;
                 }
                 replace = true;
@@ -200,18 +200,16 @@ fn confirm_replace(old: &CatalogEntry, new: &str) -> bool {
         .context_radius(1)
         .header("catalog", "new file")
         .to_string();
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(
-        err,
-        "version {} is already in the catalog (imported {}). The new file changes:",
+    let mut prompt = format!(
+        "version {} is already in the catalog (imported {}). The new file changes:\n",
         old.version,
         old.imported_at.strftime("%Y-%m-%d %H:%M:%S UTC")
     );
     for line in text.lines().take(60) {
-        let _ = writeln!(err, "  {line}");
+        prompt.push_str(&format!("  {line}\n"));
     }
-    let _ = write!(err, "Replace it? [y/N] ");
-    let _ = err.flush();
+    prompt.push_str("Replace it? [y/N] ");
+    crate::cli::print_err(&prompt);
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).is_ok()
         && matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
@@ -308,11 +306,11 @@ fn zero_downtime_text(c: &VersionConfig) -> String {
 /// The catalog entry for `version` in the store at `state`.
 pub fn find_entry(state: &Path, version: &str) -> Result<CatalogEntry, u8> {
     let parsed = Version::from_str(version).map_err(|e| {
-        eprintln!("error: {} (hint: {})", e.message, e.hint);
+        crate::errln!("error: {} (hint: {})", e.message, e.hint);
         exit::BAD_INPUT
     })?;
     let missing = || {
-        eprintln!(
+        crate::errln!(
             "error: version {version} is not in the catalog at {} (hint: `runbook versions import FILE` adds it; `runbook versions list` shows the catalog)",
             state.display()
         );
@@ -334,19 +332,10 @@ fn show(state: &Path, version: &str, output: Option<&Path>) -> u8 {
         Err(code) => return code,
     };
     match output {
-        Some(p) if p == Path::new("-") => {
-            let mut out = std::io::stdout().lock();
-            match out.write_all(&entry.file).and_then(|()| out.flush()) {
-                Ok(()) => exit::OK,
-                Err(e) => {
-                    eprintln!("error: cannot write to standard output: {e}");
-                    exit::INTERNAL
-                }
-            }
-        }
+        Some(p) if p == Path::new("-") => crate::cli::write_out(&entry.file),
         Some(p) => match crate::fsutil::write_atomic(p, &entry.file) {
             Ok(()) => {
-                eprintln!(
+                crate::errln!(
                     "wrote {} ({} bytes) to {}",
                     entry.version,
                     entry.file.len(),
@@ -355,7 +344,7 @@ fn show(state: &Path, version: &str, output: Option<&Path>) -> u8 {
                 exit::OK
             }
             Err(e) => {
-                eprintln!("error: cannot write {}: {e}", p.display());
+                crate::errln!("error: cannot write {}: {e}", p.display());
                 exit::INTERNAL
             }
         },

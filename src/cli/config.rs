@@ -157,7 +157,7 @@ fn check(c: &Check<'_>) -> u8 {
         Err(code) => return code,
     };
     let Some(config) = entry_config(&entry) else {
-        eprintln!(
+        crate::errln!(
             "error: the catalog's file for {} no longer loads; import it again",
             entry.version
         );
@@ -167,7 +167,7 @@ fn check(c: &Check<'_>) -> u8 {
         Ok(r) => r,
         Err(CheckError::Yaml(diags)) => return crate::cli::preview::report(&diags),
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::BAD_INPUT;
         }
     };
@@ -178,7 +178,7 @@ fn check(c: &Check<'_>) -> u8 {
     let printed = print_out(&text);
     if report.result == Level::Blocking {
         if c.keep {
-            eprintln!("not kept: the package has blocking verdicts");
+            crate::errln!("not kept: the package has blocking verdicts");
         }
         return exit::STEP_FAILED;
     }
@@ -193,7 +193,7 @@ fn check(c: &Check<'_>) -> u8 {
 fn keep(state: &Path, key: &str, package: &Path) -> Result<(), u8> {
     let store = SqliteStore::open(state).map_err(|e| store_error(&e))?;
     let mut file = std::fs::File::open(package).map_err(|e| {
-        eprintln!("error: cannot read {}: {e}", package.display());
+        crate::errln!("error: cannot read {}: {e}", package.display());
         exit::BAD_INPUT
     })?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -203,9 +203,12 @@ fn keep(state: &Path, key: &str, package: &Path) -> Result<(), u8> {
     let kept = store
         .keep_package(key, &name, size, &mut file)
         .map_err(|e| store_error(&e))?;
-    eprintln!(
+    crate::errln!(
         "kept {} ({} bytes, sha256 {}) for this version; `runbook config download --version {} -o FILE` writes it back",
-        kept.file_name, kept.size, kept.sha256, key
+        kept.file_name,
+        kept.size,
+        kept.sha256,
+        key
     );
     Ok(())
 }
@@ -226,7 +229,7 @@ fn download(state: &Path, version: &str, output: &Path) -> u8 {
     let mut temp = match tempfile::NamedTempFile::new_in(dir) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: cannot write in {}: {e}", dir.display());
+            crate::errln!("error: cannot write in {}: {e}", dir.display());
             return exit::INTERNAL;
         }
     };
@@ -238,7 +241,7 @@ fn download(state: &Path, version: &str, output: &Path) -> u8 {
                 .and_then(|()| temp.persist(output).map_err(|e| e.error));
             match done {
                 Ok(_) => {
-                    eprintln!(
+                    crate::errln!(
                         "wrote {} ({} bytes) to {}",
                         kept.file_name,
                         kept.size,
@@ -247,13 +250,13 @@ fn download(state: &Path, version: &str, output: &Path) -> u8 {
                     exit::OK
                 }
                 Err(e) => {
-                    eprintln!("error: cannot write {}: {e}", output.display());
+                    crate::errln!("error: cannot write {}: {e}", output.display());
                     exit::INTERNAL
                 }
             }
         }
         Ok(None) => {
-            eprintln!(
+            crate::errln!(
                 "error: no package is kept for {} (hint: `runbook config check PACKAGE --version {version} --keep` keeps one)",
                 entry.version
             );
@@ -267,7 +270,7 @@ fn md5(path: &Path, limits: &crate::config::Limits) -> u8 {
     match package::read(path, limits) {
         Ok(Package::NonStandard(ns)) => print_out(&format!("{}\n", ns.template_md5)),
         Ok(Package::Standard { .. }) => {
-            eprintln!(
+            crate::errln!(
                 "error: {} has no template (no {} folder); only a non-standard package has a template MD5",
                 path.display(),
                 package::TEMPLATE_DIR
@@ -275,7 +278,7 @@ fn md5(path: &Path, limits: &crate::config::Limits) -> u8 {
             exit::BAD_INPUT
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             exit::BAD_INPUT
         }
     }

@@ -38,7 +38,7 @@ impl LimitFlags {
         let size = |flag: &str, v: &Option<String>, default: u64| -> Result<u64, u8> {
             v.as_deref().map_or(Ok(default), |s| {
                 parse_size(s).map_err(|e| {
-                    eprintln!("error: --{flag}: {e}");
+                    crate::errln!("error: --{flag}: {e}");
                     exit::BAD_INPUT
                 })
             })

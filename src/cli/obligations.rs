@@ -38,11 +38,11 @@ pub fn print_left(state: &Path, record: RecordId) {
     if armed.is_empty() {
         return;
     }
-    eprintln!("left flipped on the platform ({}):", armed.len());
+    crate::errln!("left flipped on the platform ({}):", armed.len());
     for o in &armed {
-        eprintln!("  {}", o.describe());
+        crate::errln!("  {}", o.describe());
     }
-    eprintln!(
+    crate::errln!(
         "  `runbook undo --outstanding --record {record}` puts back the safe ones; `runbook waive ID --reason TEXT` accepts one"
     );
 }
@@ -50,7 +50,7 @@ pub fn print_left(state: &Path, record: RecordId) {
 /// The record named, else the open one, else the newest with armed obligations.
 fn target(store: &SqliteStore, record: Option<i64>) -> Result<Record, u8> {
     let fail = |e: crate::store::StoreError| {
-        eprintln!("error: {e}");
+        crate::errln!("error: {e}");
         exit::BAD_INPUT
     };
     if let Some(id) = record {
@@ -66,21 +66,21 @@ fn target(store: &SqliteStore, record: Option<i64>) -> Result<Record, u8> {
         .into_iter()
         .find(|r| counts.contains_key(&r.id))
         .ok_or_else(|| {
-            eprintln!("no record has armed obligations: nothing is left flipped");
+            crate::errln!("no record has armed obligations: nothing is left flipped");
             exit::OK
         })
 }
 
 fn open(state: &Path) -> Result<SqliteStore, u8> {
     if !state.exists() {
-        eprintln!(
+        crate::errln!(
             "error: no state store at {} (pass --state, or set RUNBOOK_STATE)",
             state.display()
         );
         return Err(exit::BAD_INPUT);
     }
     SqliteStore::open(state).map_err(|e| {
-        eprintln!("error: {e}");
+        crate::errln!("error: {e}");
         exit::INTERNAL
     })
 }
@@ -98,32 +98,32 @@ pub fn undo(state: &Path, record: Option<i64>, yes: bool) -> u8 {
     let armed = match store.armed(record.id) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::INTERNAL;
         }
     };
     if armed.is_empty() {
-        println!("record {}: nothing is left flipped", record.id);
+        crate::outln!("record {}: nothing is left flipped", record.id);
         return exit::OK;
     }
-    println!("record {} left flipped:", record.id);
+    crate::outln!("record {} left flipped:", record.id);
     for o in &armed {
-        println!("  {}", o.describe());
+        crate::outln!("  {}", o.describe());
     }
     if !yes {
         if !std::io::stdin().is_terminal() {
-            eprintln!(
+            crate::errln!(
                 "refused: without a terminal, `runbook undo --outstanding` needs --yes to run the undos"
             );
             return exit::BAD_INPUT;
         }
-        eprint!("Run the undos that are still safe (each is read back afterwards)? [y/N]: ");
+        crate::errs!("Run the undos that are still safe (each is read back afterwards)? [y/N]: ");
         let _ = std::io::stderr().flush();
         let mut line = String::new();
         let yes = std::io::stdin().lock().read_line(&mut line).is_ok()
             && matches!(line.trim().to_lowercase().as_str(), "y" | "yes");
         if !yes {
-            eprintln!("nothing was run");
+            crate::errln!("nothing was run");
             return exit::BAD_INPUT;
         }
     }
@@ -143,15 +143,15 @@ pub fn undo(state: &Path, record: Option<i64>, yes: bool) -> u8 {
         Err(e) => return run_error(e),
     };
     for line in &settled.undone {
-        println!("undone: {line}");
+        crate::outln!("undone: {line}");
     }
     for line in &settled.left {
-        println!("left: {line}");
+        crate::outln!("left: {line}");
     }
     if settled.left.is_empty() {
         exit::OK
     } else {
-        eprintln!(
+        crate::errln!(
             "{} obligation(s) need a person: put them back by hand, then `runbook waive ID --reason TEXT`",
             settled.left.len()
         );
@@ -162,7 +162,7 @@ pub fn undo(state: &Path, record: Option<i64>, yes: bool) -> u8 {
 /// `runbook waive OBLIGATION --reason TEXT [--record N]`.
 pub fn waive(state: &Path, record: Option<i64>, obligation: &str, reason: &str) -> u8 {
     if reason.trim().is_empty() {
-        eprintln!("refused: say why with --reason TEXT (it goes on the record)");
+        crate::errln!("refused: say why with --reason TEXT (it goes on the record)");
         return exit::BAD_INPUT;
     }
     let store = match open(state) {
@@ -176,7 +176,7 @@ pub fn waive(state: &Path, record: Option<i64>, obligation: &str, reason: &str) 
     let found = match store.find_armed(record.id, obligation) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("refused: {e}");
+            crate::errln!("refused: {e}");
             return exit::BAD_INPUT;
         }
     };
@@ -196,14 +196,17 @@ pub fn waive(state: &Path, record: Option<i64>, obligation: &str, reason: &str) 
     ];
     match store.commit(record.id, &changes) {
         Ok(()) => {
-            println!(
+            crate::outln!(
                 "waived: #{} {} (step `{}`) on record {}",
-                found.id, found.what, found.step, record.id
+                found.id,
+                found.what,
+                found.step,
+                record.id
             );
             exit::OK
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             exit::INTERNAL
         }
     }

@@ -2,6 +2,7 @@
 //! `skip`, `retry`, `ack`, `history`. They talk to the running engine
 //! through the state store and print its answer.
 
+use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 use crate::cli::print_out;
 use crate::engine::apply::live_engine;
 use crate::exit;
+use crate::plugins::process_group;
 use crate::store::{
     Change, CommandKind, CommandStatus, Record, RecordId, RecordStatus, SqliteStore, StepState,
     StoreError,
@@ -19,15 +21,28 @@ use crate::store::{
 const ANSWER_WAIT: Duration = Duration::from_secs(15);
 
 fn open(state: &Path) -> Result<SqliteStore, u8> {
+    open_with(state, |p| SqliteStore::open(p))
+}
+
+/// The store for a command that only reads (`status`, `history`,
+/// `report`): opened without writing anything, so it works on a full disk.
+fn open_read(state: &Path) -> Result<SqliteStore, u8> {
+    open_with(state, |p| SqliteStore::open_read_only(p))
+}
+
+fn open_with(
+    state: &Path,
+    opener: fn(&Path) -> Result<SqliteStore, StoreError>,
+) -> Result<SqliteStore, u8> {
     if !state.exists() {
-        eprintln!(
+        crate::errln!(
             "error: no state store at {} (pass --state, or set RUNBOOK_STATE)",
             state.display()
         );
         return Err(exit::BAD_INPUT);
     }
-    SqliteStore::open(state).map_err(|e| {
-        eprintln!("error: {e}");
+    opener(state).map_err(|e| {
+        crate::errln!("error: {e}");
         exit::INTERNAL
     })
 }
@@ -40,18 +55,109 @@ fn target(store: &SqliteStore, record: Option<i64>) -> Result<Record, u8> {
     match found {
         Ok(Some(r)) => Ok(r),
         Ok(None) => {
-            eprintln!("error: no upgrade is in progress; name a record (see `runbook history`)");
+            crate::errln!(
+                "error: no upgrade is in progress; name a record (see `runbook history`)"
+            );
             Err(exit::BAD_INPUT)
         }
         Err(StoreError::NotFound(id)) => {
-            eprintln!("error: there is no record {id}");
+            crate::errln!("error: there is no record {id}");
             Err(exit::BAD_INPUT)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             Err(exit::INTERNAL)
         }
     }
+}
+
+/// `runbook force-stop --mark M [--yes]`. Force-stop cancels running steps
+/// and runs no recovery, so it is confirmed first: on a terminal the
+/// runbook's warning and what the upgrade leaves undone are shown and the
+/// operator types the mark; without a terminal `--yes` is required.
+pub fn force_stop(state: &Path, record: Option<i64>, mark: &str, yes: bool) -> u8 {
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            crate::errln!(
+                "refused: force-stop cancels the running steps and runs no recovery; \
+                 confirm it on a terminal, or pass --yes"
+            );
+            return exit::BAD_INPUT;
+        }
+        match confirm_force_stop(state, record, mark) {
+            Ok(true) => {}
+            Ok(false) => {
+                crate::errln!("cancelled: nothing was sent; the upgrade goes on");
+                return exit::BAD_INPUT;
+            }
+            Err(code) => return code,
+        }
+    }
+    command(
+        state,
+        record,
+        CommandKind::ForceStop,
+        None,
+        json!({ "mark": mark }),
+    )
+}
+
+/// Shows what a force-stop of the record means and asks the operator to
+/// type the mark; anything else (or no answer) is a no.
+fn confirm_force_stop(state: &Path, record: Option<i64>, mark: &str) -> Result<bool, u8> {
+    let store = open_read(state)?;
+    let record = target(&store, record)?;
+    if !record.status.is_active() {
+        // `command` refuses it with the usual message.
+        return Ok(true);
+    }
+    let plan: Option<Value> = store
+        .plan_json(record.id)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
+    let warning = plan
+        .as_ref()
+        .and_then(|p| p.pointer("/force_stop/warning"))
+        .and_then(Value::as_str);
+    let mut text = format!(
+        "force-stop record {} ({} upgrade {} -> {}): running steps are cancelled and their \
+         processes killed, no recovery runs, and the record closes as force-stopped, marked {mark}.\n",
+        record.id, record.mode, record.initial_version, record.target_version
+    );
+    if let Some(warning) = warning {
+        text.push_str(&format!("warning: {}\n", warning.trim()));
+    }
+    let left = outstanding_lines(&store, &record);
+    if !left.is_empty() {
+        text.push_str("the upgrade leaves these as they are:\n");
+        for line in &left {
+            text.push_str(&format!("  - {line}\n"));
+        }
+    }
+    text.push_str(&format!(
+        "type `{mark}` to force-stop (anything else cancels): "
+    ));
+    if crate::cli::print_err(&text) != exit::OK {
+        return Err(exit::INTERNAL);
+    }
+    let mut answer = String::new();
+    let read = std::io::stdin().lock().read_line(&mut answer);
+    Ok(read.is_ok_and(|n| n > 0) && answer.trim() == mark)
+}
+
+/// The armed obligations of a record: what the upgrade changed and has not
+/// restored (e.g. "scheduling paused since 08:33:37 — not restored"), one
+/// line each, shown before a force-stop is confirmed and in its answer.
+pub fn outstanding_lines(store: &SqliteStore, record: &Record) -> Vec<String> {
+    store
+        .armed(record.id)
+        .map(|armed| {
+            armed
+                .iter()
+                .map(crate::store::Obligation::describe)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Sends a command to the engine running the record and waits for its answer.
@@ -71,7 +177,7 @@ pub fn command(
         Err(code) => return code,
     };
     if !record.status.is_active() {
-        eprintln!("refused: record {} is {}", record.id, record.status.label());
+        crate::errln!("refused: record {} is {}", record.id, record.status.label());
         return exit::BAD_INPUT;
     }
     match live_engine(&store, record.id) {
@@ -88,14 +194,15 @@ pub fn command(
             queue_offline(&store, &record, kind, step, args)
         }
         Ok(None) => {
-            eprintln!(
+            crate::errln!(
                 "refused: no runbook process is running record {}; `runbook resume {}` continues it (or `runbook force-stop` closes it)",
-                record.id, record.id
+                record.id,
+                record.id
             );
             exit::BAD_INPUT
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             exit::INTERNAL
         }
     }
@@ -135,20 +242,21 @@ fn queue_offline(
     let answer = match decided {
         Ok(answer) => answer,
         Err(why) => {
-            eprintln!("refused: {why}");
+            crate::errln!("refused: {why}");
             return exit::BAD_INPUT;
         }
     };
     match store.push_command(record.id, kind, step, &args) {
         Ok(id) => {
-            println!(
+            crate::outln!(
                 "accepted: {answer} when the upgrade continues (queued as command {id}; no runbook process runs record {}): `runbook resume {} --yes`",
-                record.id, record.id
+                record.id,
+                record.id
             );
             exit::OK
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             exit::INTERNAL
         }
     }
@@ -164,7 +272,7 @@ fn send_and_wait(
     let id = match store.push_command(record.id, kind, step, &args) {
         Ok(id) => id,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::INTERNAL;
         }
     };
@@ -179,28 +287,28 @@ fn send_and_wait(
             .filter(|r| !r.status.is_active());
         match store.command(id) {
             Ok(c) if c.status == CommandStatus::Accepted => {
-                println!("accepted: {}", c.answer.unwrap_or_default());
+                crate::outln!("accepted: {}", c.answer.unwrap_or_default());
                 return exit::OK;
             }
             Ok(c) if c.status == CommandStatus::Refused => {
-                eprintln!("refused: {}", c.answer.unwrap_or_default());
+                crate::errln!("refused: {}", c.answer.unwrap_or_default());
                 return exit::BAD_INPUT;
             }
             Ok(_) if closed.is_some() => {
                 let status = closed.map(|r| r.status.label()).unwrap_or("closed");
-                eprintln!(
+                crate::errln!(
                     "refused: the upgrade ended ({status}) before the engine read the command"
                 );
                 return exit::BAD_INPUT;
             }
             Ok(_) => std::thread::sleep(Duration::from_millis(100)),
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 return exit::INTERNAL;
             }
         }
     }
-    eprintln!("no answer yet from the engine; the command stays queued (command {id})");
+    crate::errln!("no answer yet from the engine; the command stays queued (command {id})");
     exit::INTERNAL
 }
 
@@ -213,32 +321,52 @@ fn force_stop_offline(state: &Path, store: &SqliteStore, record: &Record, args: 
         Some("succeeded") => (RecordStatus::ForceStoppedSucceeded, "succeeded"),
         _ => (RecordStatus::ForceStoppedFailed, "failed"),
     };
-    let exec_dir = crate::engine::apply::record_dir(state, record.id).join("exec");
+    let dir = crate::engine::apply::record_dir(state, record.id);
     let mut changes = Vec::new();
+    let mut killed = Vec::new();
     for mut row in store.steps(record.id).unwrap_or_default() {
         if row.state != StepState::Running {
             continue;
         }
-        kill_group(&exec_dir.join(format!("{}.{}.pid", row.step, row.attempt)));
+        // Every process group the step's attempts started (plugins'
+        // children included), as recorded when each was spawned.
+        for ended in process_group::kill_recorded(&dir, &row.step, row.attempt) {
+            if let process_group::Ended::Killed(pgid) = ended {
+                crate::errln!("killed process group {pgid} of step `{}`", row.step);
+                killed.push(json!({ "step": row.step, "pgid": pgid }));
+            }
+        }
+        if !process_group::is_recorded(&dir, &row.step, row.attempt) {
+            // Started by a `runbook` that kept only the exec receipt.
+            let receipt = format!("exec/{}.{}.pid", row.step, row.attempt);
+            kill_group(&dir.join(receipt));
+        }
         row.state = StepState::Cancelled;
         row.finished_at = Some(jiff::Timestamp::now());
         row.detail = Some("cancelled by force-stop".into());
         changes.push(Change::Step(row));
     }
     let by = format!("operator force-stop (marked {word}; no runbook process was running)");
+    let left = outstanding_lines(store, record);
     changes.push(Change::Event {
         kind: "force-stopped".into(),
         step: None,
-        data: json!({ "mark": word, "offline": true }),
+        data: json!({ "mark": word, "offline": true, "killed": killed, "left": left }),
     });
     changes.push(Change::Status(status, Some(by.clone())));
     match store.commit(record.id, &changes) {
         Ok(()) => {
-            println!(
+            crate::outln!(
                 "accepted: record {} closed as {}",
                 record.id,
                 status.label()
             );
+            if !left.is_empty() {
+                crate::outln!(
+                    "no recovery runs, so these stay as they are:\n  {}\n(`runbook undo --outstanding` puts back the safe ones; `runbook waive` accepts the rest)",
+                    left.join("\n  ")
+                );
+            }
             let data = json!({ "mark": word, "offline": true, "by": by });
             crate::notify::notify_now(
                 store,
@@ -248,13 +376,13 @@ fn force_stop_offline(state: &Path, store: &SqliteStore, record: &Record, args: 
             );
             // Nobody else will write the closed record's report.
             match crate::report::write(state, record.id) {
-                Ok(paths) => eprintln!("report: {}", crate::report::describe_paths(&paths)),
-                Err(e) => eprintln!("warning: the report could not be written: {e}"),
+                Ok(paths) => crate::errln!("report: {}", crate::report::describe_paths(&paths)),
+                Err(e) => crate::errln!("warning: the report could not be written: {e}"),
             }
             exit::OK
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             exit::INTERNAL
         }
     }
@@ -275,7 +403,7 @@ fn kill_group(pid_file: &Path) {
 
 /// `runbook status [RECORD] [--follow]`.
 pub fn status(state: &Path, record: Option<i64>, follow: bool) -> u8 {
-    let store = match open(state) {
+    let store = match open_read(state) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -397,7 +525,7 @@ fn latest_progress(
 
 /// `runbook history [--format json]`.
 pub fn history(state: &Path, json: bool) -> u8 {
-    let store = match open(state) {
+    let store = match open_read(state) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -413,7 +541,7 @@ pub fn history(state: &Path, json: bool) -> u8 {
             print_out(&text)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             exit::INTERNAL
         }
     }
@@ -421,7 +549,8 @@ pub fn history(state: &Path, json: bool) -> u8 {
 
 /// `runbook report [RECORD] [--html] [-o FILE]`: the completion report.
 pub fn report(state: &Path, record: Option<i64>, html: bool, output: Option<&Path>) -> u8 {
-    let store = match open(state) {
+    // Only reads, even with -o (the file is written beside, not the store).
+    let store = match open_read(state) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -446,13 +575,13 @@ pub fn report(state: &Path, record: Option<i64>, html: bool, output: Option<&Pat
         (Ok(text), Some(path)) => match crate::fsutil::write_atomic(path, text.as_bytes()) {
             Ok(()) => exit::OK,
             Err(e) => {
-                eprintln!("error: cannot write {}: {e}", path.display());
+                crate::errln!("error: cannot write {}: {e}", path.display());
                 exit::INTERNAL
             }
         },
         (Ok(text), None) => print_out(&text),
         (Err(e), _) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             // A site's or upgrade file's template is input the operator can fix.
             if matches!(e, crate::report::ReportError::Template(_)) {
                 exit::BAD_INPUT

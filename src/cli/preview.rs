@@ -37,7 +37,7 @@ pub enum SchemaKind {
 
 /// Prints diagnostics; bad input.
 pub fn report(diags: &Diags) -> u8 {
-    eprintln!("{diags}");
+    crate::errln!("{diags}");
     exit::BAD_INPUT
 }
 
@@ -46,7 +46,7 @@ pub fn validate(refs: &[String]) -> u8 {
     let mut code = exit::OK;
     for reference in refs {
         match crate::runbook::load(reference, Path::new(".")) {
-            Ok(rb) => println!(
+            Ok(rb) => crate::outln!(
                 "{reference}: ok ({} {}, {} steps)",
                 rb.name,
                 rb.version,
@@ -117,7 +117,7 @@ pub fn plan_cmd(upgrade: &Path, format: Format, output: Option<&Path>) -> u8 {
     let json = serde_json::to_string_pretty(&plan).unwrap_or_default() + "\n";
     if let Some(path) = output {
         if let Err(e) = crate::fsutil::write_atomic(path, json.as_bytes()) {
-            eprintln!("error: cannot write the plan to {}: {e}", path.display());
+            crate::errln!("error: cannot write the plan to {}: {e}", path.display());
             return exit::INTERNAL;
         }
     }
@@ -148,7 +148,7 @@ pub fn schema(which: SchemaKind, output: Option<&Path>) -> u8 {
         Some(path) => match crate::fsutil::write_atomic(path, text.as_bytes()) {
             Ok(()) => exit::OK,
             Err(e) => {
-                eprintln!("error: cannot write {}: {e}", path.display());
+                crate::errln!("error: cannot write {}: {e}", path.display());
                 exit::INTERNAL
             }
         },

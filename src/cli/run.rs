@@ -46,7 +46,7 @@ fn options(
     platform: &Option<crate::upgrade::PlatformConfig>,
 ) -> Result<RunOptions, u8> {
     let platform = crate::platform::open(platform.as_ref(), true).map_err(|e| {
-        eprintln!("error: {e}");
+        crate::errln!("error: {e}");
         exit::BAD_INPUT
     })?;
     let state = flags
@@ -76,7 +76,7 @@ fn runtime() -> tokio::runtime::Runtime {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::errln!("error: cannot start the async runtime: {e}");
             std::process::exit(i32::from(exit::INTERNAL));
         }
     }
@@ -104,14 +104,14 @@ pub fn apply_file(path: &Path, flags: &RunFlags) -> u8 {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: cannot read the plan {}: {e}", path.display());
+            crate::errln!("error: cannot read the plan {}: {e}", path.display());
             return exit::BAD_INPUT;
         }
     };
     match serde_json::from_str::<Plan>(&text) {
         Ok(plan) => apply_plan(plan, flags),
         Err(e) => {
-            eprintln!(
+            crate::errln!(
                 "error: {} is not a plan written by `runbook plan -o`: {e}",
                 path.display()
             );
@@ -204,8 +204,8 @@ fn finish(result: Result<(RecordId, Ending), RunError>, state: &Path) -> u8 {
                     ),
                 ),
             };
-            eprintln!("record {record} {word}");
-            eprintln!(
+            crate::errln!("record {record} {word}");
+            crate::errln!(
                 "record: `runbook status {record} --state {}`; logs: {}",
                 state.display(),
                 apply::record_dir(state, record).join("logs").display()
@@ -216,8 +216,8 @@ fn finish(result: Result<(RecordId, Ending), RunError>, state: &Path) -> u8 {
                 Ending::Interrupted | Ending::Paused(_) | Ending::Declined(_)
             ) {
                 match crate::report::write(state, record) {
-                    Ok(paths) => eprintln!("report: {}", crate::report::describe_paths(&paths)),
-                    Err(e) => eprintln!("warning: the report could not be written: {e}"),
+                    Ok(paths) => crate::errln!("report: {}", crate::report::describe_paths(&paths)),
+                    Err(e) => crate::errln!("warning: the report could not be written: {e}"),
                 }
             }
             code
@@ -245,7 +245,7 @@ pub fn save(upgrade: &Path, state: Option<&Path>) -> u8 {
         .unwrap_or_else(|| crate::cli::state_path(None));
     match apply::save(&plan, &state) {
         Ok(record) => {
-            println!(
+            crate::outln!(
                 "record {record} saved (Configuring); start it with `runbook resume {record}`, or `runbook cancel {record}`"
             );
             exit::OK
@@ -258,7 +258,7 @@ pub fn save(upgrade: &Path, state: Option<&Path>) -> u8 {
 pub fn cancel(record: Option<i64>, state: Option<&Path>) -> u8 {
     match apply::cancel(&crate::cli::state_path(state), record.map(RecordId)) {
         Ok(record) => {
-            println!("record {record} cancelled");
+            crate::outln!("record {record} cancelled");
             exit::OK
         }
         Err(e) => run_error(e),
@@ -266,7 +266,7 @@ pub fn cancel(record: Option<i64>, state: Option<&Path>) -> u8 {
 }
 
 pub(crate) fn run_error(e: RunError) -> u8 {
-    eprintln!("error: {e}");
+    crate::errln!("error: {e}");
     match e {
         RunError::Locked { .. } | RunError::Held(_) | RunError::Open { .. } => exit::LOCKED,
         RunError::BadInput(_) => exit::BAD_INPUT,

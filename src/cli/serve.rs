@@ -1,7 +1,6 @@
 //! `runbook sim serve`: the simulator behind the platform REST API, on
 //! loopback unless the operator insists otherwise.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,7 +35,7 @@ pub struct ServeArgs {
 /// Runs `runbook sim serve` until Ctrl-C or SIGTERM.
 pub fn serve(args: ServeArgs) -> u8 {
     if !args.listen.ip().is_loopback() && !args.allow_remote {
-        eprintln!(
+        crate::errln!(
             "error: refusing to serve the platform API on {}, which other machines can reach \
              (hint: keep the default 127.0.0.1, or pass --allow-remote if you mean it)",
             args.listen
@@ -48,7 +47,7 @@ pub fn serve(args: ServeArgs) -> u8 {
         None => match Token::generate() {
             Ok(t) => (t, true),
             Err(e) => {
-                eprintln!(
+                crate::errln!(
                     "error: cannot generate a token: {e} (hint: pass one in RUNBOOK_SIM_TOKEN)"
                 );
                 return exit::INTERNAL;
@@ -56,20 +55,20 @@ pub fn serve(args: ServeArgs) -> u8 {
         },
     };
     if let Err(e) = token.check() {
-        eprintln!("error: --token / RUNBOOK_SIM_TOKEN: {e}");
+        crate::errln!("error: --token / RUNBOOK_SIM_TOKEN: {e}");
         return exit::BAD_INPUT;
     }
     let platform = match open_or_create(&args.state) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {}", sim::error_chain(&e));
+            crate::errln!("error: {}", sim::error_chain(&e));
             return exit::BAD_INPUT;
         }
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::errln!("error: cannot start the async runtime: {e}");
             return exit::INTERNAL;
         }
     };
@@ -87,7 +86,7 @@ fn open_or_create(path: &std::path::Path) -> Result<Arc<dyn Platform>, sim::SimE
     let sim = if path.exists() {
         SimPlatform::open(path)?
     } else {
-        eprintln!(
+        crate::errln!(
             "creating the simulated platform at {} (`runbook sim show` describes it)",
             path.display()
         );
@@ -115,7 +114,7 @@ async fn run(
     {
         Ok(s) => s,
         Err(e) => {
-            eprintln!(
+            crate::errln!(
                 "error: cannot listen on {listen}: {e} (hint: pick another port with --listen 127.0.0.1:PORT, or 0 for any)"
             );
             return exit::BAD_INPUT;
@@ -124,12 +123,12 @@ async fn run(
     let addr = match server.local_addr() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("error: cannot read the listening address: {e}");
+            crate::errln!("error: cannot read the listening address: {e}");
             return exit::INTERNAL;
         }
     };
     if remote && !addr.ip().is_loopback() {
-        eprintln!(
+        crate::errln!(
             "WARNING: the platform API is reachable from other machines on {addr}, over plain HTTP; \
              anyone who can read the traffic can take the token and drive the simulator"
         );
@@ -150,16 +149,17 @@ async fn run(
     ));
     // Tests and scripts read the URL and token from here as soon as they
     // are printed, so they must not wait in a buffer.
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
-    drop(out);
+    if crate::cli::print_out(&banner) != exit::OK {
+        // Nobody could learn the URL (or a generated token): do not serve.
+        return exit::INTERNAL;
+    }
     match server.run(shutdown()).await {
         Ok(()) => {
-            eprintln!("stopped serving {url}");
+            crate::errln!("stopped serving {url}");
             exit::OK
         }
         Err(e) => {
-            eprintln!("error: serving {url} failed: {e}");
+            crate::errln!("error: serving {url} failed: {e}");
             exit::INTERNAL
         }
     }

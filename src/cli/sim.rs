@@ -124,7 +124,7 @@ pub fn sim_cmd(command: SimCommand) -> u8 {
             match settings {
                 Ok(settings) => sim_show_after(SimPlatform::init(&state, settings)),
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    crate::errln!("error: {e}");
                     exit::BAD_INPUT
                 }
             }
@@ -153,7 +153,7 @@ pub fn sim_cmd(command: SimCommand) -> u8 {
             let text = match file.map(std::fs::read_to_string).transpose() {
                 Ok(t) => t,
                 Err(e) => {
-                    eprintln!("error: cannot read the values file: {e}");
+                    crate::errln!("error: cannot read the values file: {e}");
                     return exit::BAD_INPUT;
                 }
             };
@@ -166,7 +166,7 @@ pub fn sim_cmd(command: SimCommand) -> u8 {
                 SimPlatform::open(&state).and_then(|sim| sim.jump(period).map(|()| sim)),
             ),
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 exit::BAD_INPUT
             }
         },
@@ -192,7 +192,7 @@ fn sim_show_after(result: Result<SimPlatform, SimError>) -> u8 {
 }
 
 fn sim_error(e: &SimError) -> u8 {
-    eprintln!("error: {}", sim::error_chain(e));
+    crate::errln!("error: {}", sim::error_chain(e));
     match e {
         SimError::Missing { .. } | SimError::TooNew { .. } | SimError::Parse { .. } => {
             exit::BAD_INPUT

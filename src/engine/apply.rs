@@ -95,10 +95,20 @@ impl From<StoreError> for RunError {
     }
 }
 
-/// The folder of a record's files (logs, exec receipts, backups).
+/// The folder of a record's files (logs, exec receipts, process groups,
+/// backups, reports), beside its store: `records/ID` for a store named
+/// `state.db` (the default `.runbook/state.db`), `STEM.records/ID` for any
+/// other name (`a.db` → `a.records/ID`), so that two stores in one folder
+/// never share (and overwrite) each other's record files.
 pub fn record_dir(state: &Path, record: RecordId) -> PathBuf {
     let root = state.parent().unwrap_or(Path::new("."));
-    root.join("records").join(record.to_string())
+    let records = match (state.file_name(), state.file_stem()) {
+        (Some(name), Some(stem)) if name != "state.db" => {
+            format!("{}.records", stem.to_string_lossy())
+        }
+        _ => "records".to_owned(),
+    };
+    root.join(records).join(record.to_string())
 }
 
 /// Applies a plan: checks it still matches its sources and that an
@@ -505,7 +515,7 @@ async fn ask_rerun(step: &str) -> bool {
     );
     tokio::task::spawn_blocking(move || {
         use std::io::{BufRead, Write};
-        eprint!("{prompt}");
+        crate::errs!("{prompt}");
         let _ = std::io::stderr().flush();
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "yes")

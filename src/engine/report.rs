@@ -3,7 +3,7 @@
 //! only with changes already committed to the store.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -64,7 +64,7 @@ impl Reporter {
             Some(bars) => {
                 let _ = bars.multi.println(text);
             }
-            None => eprintln!("{text}"),
+            None => crate::errln!("{text}"),
         }
     }
 
@@ -173,8 +173,8 @@ impl Bars {
 }
 
 fn emit(value: &serde_json::Value) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{value}").and_then(|()| out.flush());
+    // Never panics; a failed write makes the command end with exit code 70.
+    crate::cli::print_out(&format!("{value}\n"));
 }
 
 /// A change as one JSON line; obligations show as their journal events

@@ -259,9 +259,15 @@ impl Engine {
                     self.on_retry_timers()?;
                 }
                 () = interrupt.recv(), if !matches!(self.closing, Some(Closing::Interrupt)) => {
-                    self.config.reporter.line("interrupted: stopping running steps; the record stays open for `runbook resume`");
-                    self.tasks.abort_all();
-                    self.closing = Some(Closing::Interrupt);
+                    if matches!(self.closing, Some(Closing::ForceStop(_))) {
+                        // The record is closed already: the steps the
+                        // force-stop spared end now, and say so.
+                        self.cancel_spared()?;
+                    } else {
+                        self.config.reporter.line("interrupted: stopping running steps; the record stays open for `runbook resume`");
+                        self.tasks.abort_all();
+                        self.closing = Some(Closing::Interrupt);
+                    }
                 }
             }
         }
@@ -1130,6 +1136,28 @@ impl Engine {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Ctrl-C after a force-stop: the steps it spared are cancelled too
+    /// (their processes killed), so the closed record keeps no step
+    /// running; the run still ends as force-stopped.
+    fn cancel_spared(&mut self) -> Result<(), EngineError> {
+        self.config
+            .reporter
+            .line("interrupted: cancelling the steps the force-stop spared");
+        self.tasks.abort_all();
+        let mut changes = Vec::new();
+        for i in self.state.running().collect::<Vec<_>>() {
+            self.handles.remove(&i);
+            let run = &mut self.state.steps[i];
+            run.state = StepState::Cancelled;
+            run.finished_at = Some(Timestamp::now());
+            run.detail = Some("cancelled: interrupted (Ctrl-C) after the force-stop".into());
+            self.state.touch(&self.plan, i);
+            changes.push(self.step_change(i));
+        }
+        self.commit(changes)?;
+        self.flush()
     }
 
     /// Force-stop: cancels every running step except those the runbook

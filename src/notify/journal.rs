@@ -81,7 +81,7 @@ pub async fn settle(store: &SqliteStore, record: RecordId, notifier: Option<Noti
     let Some(notifier) = notifier else { return };
     let waiting = notifier.in_flight();
     if waiting > 0 {
-        eprintln!(
+        crate::errln!(
             "waiting for {waiting} notification{} to be delivered (at most {})",
             if waiting == 1 { "" } else { "s" },
             crate::duration::format(notifier.wait_bound())
@@ -110,7 +110,7 @@ pub fn notify_now(store: &SqliteStore, record: RecordId, event: NotifyEvent, pay
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("warning: no notification sent: cannot start the async runtime: {e}");
+            crate::errln!("warning: no notification sent: cannot start the async runtime: {e}");
             return;
         }
     };
@@ -124,14 +124,14 @@ pub fn notify_now(store: &SqliteStore, record: RecordId, event: NotifyEvent, pay
 /// Journals delivery results and shows the failures as warnings.
 fn journal(store: &SqliteStore, record: RecordId, results: &[Delivery]) {
     for warning in results.iter().filter_map(Delivery::warning) {
-        eprintln!("warning: {warning}");
+        crate::errln!("warning: {warning}");
     }
     let changes: Vec<Change> = results.iter().map(Delivery::change).collect();
     if changes.is_empty() {
         return;
     }
     if let Err(e) = store.commit(record, &changes) {
-        eprintln!("warning: how the notifications went could not be journaled: {e}");
+        crate::errln!("warning: how the notifications went could not be journaled: {e}");
     }
 }
 

@@ -55,7 +55,7 @@ pub fn open(
             let opened = if std::path::Path::new(&path).exists() || !create {
                 sim::SimPlatform::open(&path)
             } else {
-                eprintln!(
+                crate::errln!(
                     "creating the simulated platform at {path} (`runbook sim show` describes it)"
                 );
                 sim::SimPlatform::init(&path, sim::SimSettings::default())
@@ -67,7 +67,7 @@ pub fn open(
         PlatformKind::Http => {
             let client = http::HttpPlatform::new(http::config::settings(config)?)?;
             if client.sends_token_in_clear() {
-                eprintln!(
+                crate::errln!(
                     "warning: the platform token is sent unencrypted to {}; use https:// for a platform on another machine",
                     config.url.as_deref().unwrap_or_default()
                 );

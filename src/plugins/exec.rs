@@ -159,10 +159,28 @@ impl Exec {
             pgid: child.id().and_then(|id| i32::try_from(id).ok()),
         };
         if ctx.idempotent {
-            // The wrapper writes its own; this one lets an offline
-            // force-stop find the process group to kill.
+            // The wrapper writes its own; this one lets a resume wait for
+            // a child that outlived a crashed runner before running again.
             if let Some(pid) = guard.pgid {
                 let _ = std::fs::write(receipt.path("pid"), pid.to_string());
+            }
+        }
+        if let Some(pgid) = guard.pgid {
+            // Recorded, so that a force-stop after `runbook` itself died
+            // finds the group; a group that cannot be recorded is ended.
+            let recorded = crate::plugins::process_group::record(
+                &ctx.upgrade.record_dir,
+                &ctx.step,
+                ctx.attempt,
+                pgid,
+            );
+            if let Err(e) = recorded {
+                drop(guard);
+                let _ = child.wait().await;
+                return Outcome::failed(format!(
+                    "cannot record the process group of {} (a force-stop after a crash could not end it), so it was killed at once: {e}",
+                    argv[0]
+                ));
             }
         }
         let status = tokio::select! {

@@ -104,7 +104,7 @@ pub enum StoreError {
     },
 
     /// Creating the store's directory failed.
-    #[error("failed to create the state store directory `{}`", path.display())]
+    #[error("failed to create the state store directory `{}`: {source}", path.display())]
     CreateDir {
         /// The directory.
         path: PathBuf,
@@ -113,8 +113,9 @@ pub enum StoreError {
         source: std::io::Error,
     },
 
-    /// The database failed.
-    #[error("state store `{}` failed", path.display())]
+    /// The database failed. The message names the cause: SQLite's, and
+    /// the operating system's when the disk holding the store is full.
+    #[error("state store `{}` failed: {}", path.display(), sqlite_cause(source))]
     Sqlite {
         /// The database file.
         path: PathBuf,
@@ -141,7 +142,7 @@ pub enum StoreError {
     },
 
     /// Reading or writing data streamed through the store failed.
-    #[error("streaming data through the state store failed")]
+    #[error("streaming data through the state store failed: {0}")]
     Io(#[source] std::io::Error),
 
     /// The store was written by a newer format than this build knows.
@@ -163,4 +164,76 @@ fn transition_hint(from: RecordStatus) -> &'static str {
     } else {
         ""
     }
+}
+
+/// SQLite's error with the causes under it (the message SQLite gave, then
+/// its code). A full disk is named by [`with_os_cause`], when the error is
+/// made: by the time it is shown the failed connection may have freed space.
+fn sqlite_cause(error: &rusqlite::Error) -> String {
+    let mut text = match error {
+        rusqlite::Error::SqliteFailure(e, Some(message)) => {
+            format!("{message} (SQLite code {})", e.extended_code)
+        }
+        rusqlite::Error::SqliteFailure(e, None) => e.to_string(),
+        other => other.to_string(),
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        // SQLite's own error repeats the message as "Error code N: message".
+        let what = said
+            .strip_prefix("Error code ")
+            .and_then(|rest| rest.split_once(": "))
+            .map_or(said.as_str(), |(_, what)| what);
+        if !text.contains(what) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Adds the operating system's word for it ("No space left on device") to
+/// a SQLite error that reports a full disk or an I/O failure while the
+/// filesystem holding `path` has no room left: SQLite itself only says
+/// "database or disk is full" or "disk I/O error".
+pub(super) fn with_os_cause(path: &std::path::Path, error: rusqlite::Error) -> rusqlite::Error {
+    match error {
+        rusqlite::Error::SqliteFailure(e, message)
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::CannotOpen
+            ) && no_space_left(path) =>
+        {
+            let said =
+                message.unwrap_or_else(|| rusqlite::ffi::code_to_str(e.extended_code).into());
+            let os = std::io::Error::from_raw_os_error(nix::libc::ENOSPC);
+            rusqlite::Error::SqliteFailure(
+                e,
+                Some(format!("{said}: {os}; the disk holding the store is full")),
+            )
+        }
+        other => other,
+    }
+}
+
+/// Whether the filesystem holding `path` has no block or inode left for
+/// an unprivileged writer.
+fn no_space_left(path: &std::path::Path) -> bool {
+    let probe = if path.exists() {
+        path
+    } else {
+        match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => std::path::Path::new("."),
+        }
+    };
+    nix::sys::statvfs::statvfs(probe).is_ok_and(|fs| {
+        let bytes = u128::from(fs.blocks_available()) * u128::from(fs.fragment_size());
+        // Less than a database page and its WAL frame: nothing fits.
+        bytes < 2 * 4096 || fs.files_available() == 0
+    })
 }

@@ -92,6 +92,86 @@ impl SqliteStore {
         }
     }
 
+    /// Opens an existing store for reading only, writing nothing: no
+    /// directory, no migration, no WAL checkpoint. Commands that only read
+    /// (`status`, `history`, `report`) use it, so they work on a full disk.
+    ///
+    /// A store of an older format is opened with [`SqliteStore::open`]
+    /// instead (it must be migrated before this build can read it). When
+    /// SQLite cannot set up its shared WAL index (the `-shm` file it has
+    /// to create and size when no other process has the store open, which
+    /// a full disk refuses), the store is read with the index in this
+    /// process's memory instead: that holds a lock that keeps writers out
+    /// until the command ends, and is only used when reading cannot work
+    /// otherwise.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let started = std::time::Instant::now();
+        let conn = loop {
+            match Self::open_read_only_once(&path, false) {
+                Err(e) if is_busy(&e) && started.elapsed() < OPEN_RETRY_FOR => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) if is_io_failure(&e) => {
+                    match Self::open_read_only_once(&path, true) {
+                        Ok(conn) => break conn,
+                        // The first failure says more about the cause.
+                        Err(_) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+                Ok(conn) => break conn,
+            }
+        };
+        match conn {
+            Some(conn) => Ok(SqliteStore {
+                path,
+                conn: Mutex::new(conn),
+            }),
+            None => Self::open(path),
+        }
+    }
+
+    /// A read-only connection, or `None` for a store that needs migrating.
+    /// `private_index`: keep the WAL index in memory (exclusive locking).
+    fn open_read_only_once(
+        path: &Path,
+        private_index: bool,
+    ) -> Result<Option<Connection>, StoreError> {
+        use rusqlite::OpenFlags;
+        let err = |source| db_error(path, source);
+        let flags = if private_index {
+            // Exclusive locking needs a file opened for writing (a lock
+            // for writers); nothing is written through it.
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+        conn.busy_timeout(OPEN_RETRY_FOR).map_err(err)?;
+        if private_index {
+            conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+                .map_err(err)?;
+            // Closing must not write either (a checkpoint would).
+            conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
+            .map_err(err)?;
+        }
+        // The first read: it opens the WAL, so a failure shows here.
+        let found: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(err)?;
+        if found > FORMAT_VERSION {
+            return Err(StoreError::NewerFormat {
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        Ok((found == FORMAT_VERSION).then_some(conn))
+    }
+
     fn open_once(path: &Path) -> Result<Connection, StoreError> {
         let mut conn = Connection::open(path).map_err(|source| db_error(path, source))?;
         configure(&conn).map_err(|source| db_error(path, source))?;
@@ -403,6 +483,22 @@ fn is_busy(error: &StoreError) -> bool {
     )
 }
 
+/// SQLite could not read or write its files (a full disk, an I/O error).
+fn is_io_failure(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::Sqlite {
+            source: rusqlite::Error::SqliteFailure(e, _),
+            ..
+        } if matches!(
+            e.code,
+            rusqlite::ErrorCode::SystemIoFailure
+                | rusqlite::ErrorCode::DiskFull
+                | rusqlite::ErrorCode::CannotOpen
+        )
+    )
+}
+
 fn into_store_error(path: &Path, fail: Fail) -> StoreError {
     match fail {
         Fail::Db(source) => db_error(path, source),
@@ -418,7 +514,7 @@ fn db_error(path: &Path, source: rusqlite::Error) -> StoreError {
         },
         source => StoreError::Sqlite {
             path: path.to_owned(),
-            source,
+            source: super::error::with_os_cause(path, source),
         },
     }
 }

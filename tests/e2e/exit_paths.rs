@@ -288,12 +288,31 @@ fn a_failure_after_any_step_leaves_every_flipped_toggle_armed_or_undone() {
 #[test]
 fn a_pause_after_any_step_then_undo_or_force_stop_keeps_the_property() {
     for mode in [&SEMI, &DOWN] {
-        for point in points(mode) {
+        for (n, point) in points(mode).into_iter().enumerate() {
             let case = format!("{}: pause after {point}", mode.example);
             let scenario = Scenario::new(mode, &point, Boom::Pause);
             scenario.run().expect_code(5, &case);
             assert!(scenario.record().status.is_active(), "{case}");
             scenario.check(&case);
+            if n % 2 == 1 {
+                // Force-stop of the paused record: no recovery runs, and the
+                // answer names what stays flipped.
+                let stop = scenario
+                    .site
+                    .runbook(&["force-stop", "--mark", "failed", "--yes"]);
+                stop.expect_code(0, &format!("{case}: force-stop"));
+                let case = format!("{case}, force-stopped");
+                for toggle in scenario.flipped() {
+                    assert!(
+                        stop.stdout.contains(toggle),
+                        "{case}: the answer names `{toggle}`:\n{}",
+                        stop.stdout
+                    );
+                }
+                scenario.check(&case);
+                scenario.undo_twice(&case);
+                continue;
+            }
             scenario.undo_twice(&case);
         }
     }

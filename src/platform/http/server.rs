@@ -231,7 +231,7 @@ async fn authorize(State(app): State<App>, request: Request, next: Next) -> Resp
         Some(_) => {
             // The operator of `sim serve` must see someone knocking with a
             // wrong token; what they offered is never printed.
-            eprintln!(
+            crate::errln!(
                 "refused a request with the wrong token: {} {}",
                 request.method(),
                 request.uri().path()

@@ -56,6 +56,25 @@ pub async fn run(launch: &Launch, ctx: &StepContext) -> Outcome {
         pgid: child.id().and_then(|id| i32::try_from(id).ok()),
         grace: launch.grace,
     };
+    // Recorded before the plugin is given its `start` message, so that a
+    // force-stop after `runbook` itself died can end the whole group.
+    if let Some(pgid) = guard.pgid {
+        let recorded = crate::plugins::process_group::record(
+            &ctx.upgrade.record_dir,
+            &ctx.step,
+            ctx.attempt,
+            pgid,
+        );
+        if let Err(e) = recorded {
+            crate::plugins::process_group::signal(pgid, nix::sys::signal::Signal::SIGKILL);
+            guard.pgid = None;
+            let _ = child.wait().await;
+            return Outcome::failed(format!(
+                "cannot record the process group of {} (a force-stop after a crash could not end it), so it was not started: {e}",
+                launch.uses
+            ));
+        }
+    }
     let mut stderr = collect_stderr(&mut child, ctx);
     let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         return Outcome::failed(format!("{}: no pipes to the plugin", launch.uses));

@@ -1,0 +1,448 @@
+//! Unattended runs you can trust, through the real binary: `force-stop`
+//! asks for confirmation on a terminal and needs `--yes` without one; a
+//! force-stop leaves no process and no "running" step behind (after a
+//! SIGKILL of `runbook`, or a Ctrl-C of the engine that accepted it).
+//!
+//! Nothing here sleeps to wait for a condition: every wait polls and fails
+//! after a deadline.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use common::until;
+use runbook::store::{Record, RecordStatus, SqliteStore, StepRow, StepState};
+
+const HEADER: &str = "schema = 1\nname = \"t\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A step body that waits until the test creates the flag file `name`.
+fn hold(name: &str) -> String {
+    format!("while [ ! -f {name} ]; do sleep 0.05; done")
+}
+
+/// An upgrade folder: `rb.toml` (the header and `steps`), `up.toml` (with
+/// the test plugins on its plugin path) and the default store.
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new(steps: &str) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rb.toml"), format!("{HEADER}{steps}")).unwrap();
+        let upgrade = format!(
+            "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n\n[plugins]\npath = [{:?}]\n",
+            repo().join("tests/fixtures/plugins").display().to_string()
+        );
+        std::fs::write(dir.path().join("up.toml"), upgrade).unwrap();
+        Site { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = common::command(self.dir.path());
+        cmd.args(args)
+            .env_remove("RUNBOOK_STATE")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// `runbook run up.toml --yes` in the background, its output in files.
+    fn start(&self) -> Child {
+        self.spawn(&["run", "up.toml", "--yes"], "runner")
+    }
+
+    fn spawn(&self, args: &[&str], name: &str) -> Child {
+        self.cmd(args)
+            .stdout(std::fs::File::create(self.path(&format!("{name}.out"))).unwrap())
+            .stderr(std::fs::File::create(self.path(&format!("{name}.err"))).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
+    fn store(&self) -> SqliteStore {
+        SqliteStore::open(self.path(".runbook/state.db")).unwrap()
+    }
+
+    fn record(&self) -> Record {
+        self.store().history().unwrap().remove(0)
+    }
+
+    fn step(&self, id: &str) -> Option<StepRow> {
+        let store = self.store();
+        let record = store.history().unwrap().first()?.id;
+        store
+            .steps(record)
+            .unwrap()
+            .into_iter()
+            .find(|s| s.step == id)
+    }
+
+    fn wait_state(&self, id: &str, state: StepState) {
+        until(&format!("step `{id}` to be {state}"), || {
+            let exists = self.path(".runbook/state.db").exists();
+            (exists && self.step(id).is_some_and(|s| s.state == state)).then_some(())
+        });
+    }
+
+    fn wait_file(&self, name: &str) -> String {
+        until(&format!("file {name}"), || {
+            let text = std::fs::read_to_string(self.path(name)).ok()?;
+            (!text.trim().is_empty()).then(|| text.trim().to_owned())
+        })
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    common::stderr(out)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_code(out: &Output, code: i32, what: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}\nstdout:\n{}\nstderr:\n{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// Waits for a background process to end; its exit code.
+fn exit_code(child: &mut Child) -> i32 {
+    let status = until("the process to end", || child.try_wait().unwrap());
+    status.code().unwrap_or(-1)
+}
+
+/// SIGKILL, and reap it.
+fn kill(child: &mut Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The processes of group `pgid` that are alive (a zombie is not).
+fn group_members(pgid: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+        if fields.first() != Some(&"Z") && fields.get(2) == Some(&pgid.to_string().as_str()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// One step that holds until the file `go` exists.
+fn holding_step() -> String {
+    format!(
+        "[[steps]]\nid = \"main\"\nuses = \"exec\"\nwith = {{ shell = \"echo $$ > main.pid; {}\" }}\n",
+        hold("go")
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Force-stop confirmation
+// ---------------------------------------------------------------------------
+
+#[test]
+fn force_stop_without_a_terminal_and_without_yes_is_refused() {
+    let site = Site::new(&holding_step());
+    let mut runner = site.start();
+    site.wait_state("main", StepState::Running);
+
+    let refused = site.run(&["force-stop", "--mark", "failed"]);
+    assert_code(
+        &refused,
+        2,
+        "force-stop without --yes and without a terminal",
+    );
+    assert!(stderr(&refused).contains("--yes"), "{}", stderr(&refused));
+    // Nothing was sent: the upgrade goes on.
+    assert_eq!(site.record().status, RecordStatus::Upgrading);
+    assert!(
+        site.store()
+            .events(site.record().id, 0)
+            .unwrap()
+            .iter()
+            .all(|e| e.kind != "force-stopped")
+    );
+    assert!(runner.try_wait().unwrap().is_none(), "the run goes on");
+
+    let accepted = site.run(&["force-stop", "--mark", "failed", "--yes"]);
+    assert_code(&accepted, 0, "force-stop --yes");
+    assert!(
+        stdout(&accepted).contains("accepted"),
+        "{}",
+        stdout(&accepted)
+    );
+    assert_eq!(exit_code(&mut runner), 3);
+    assert_eq!(site.record().status, RecordStatus::ForceStoppedFailed);
+    assert_eq!(site.step("main").unwrap().state, StepState::Cancelled);
+}
+
+/// A tmux session on its own server, killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn command(&self) -> Command {
+        let mut cmd = Command::new("tmux");
+        cmd.args(["-L", &self.socket]);
+        cmd
+    }
+
+    /// Runs `script` with `sh` in a new session in `dir`.
+    fn start(dir: &Path, script: &str) -> Tmux {
+        let socket = format!(
+            "runbook-test-{}-{}",
+            std::process::id(),
+            dir.file_name().unwrap().to_string_lossy()
+        );
+        let tmux = Tmux { socket };
+        let status = tmux
+            .command()
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "200",
+                "-y",
+                "50",
+                "-c",
+            ])
+            .arg(dir)
+            .args(["sh", "-c", script])
+            .env_remove("RUNBOOK_STATE")
+            .env_remove("TMUX")
+            .status()
+            .expect("tmux runs");
+        assert!(status.success(), "tmux new-session");
+        tmux
+    }
+
+    fn screen(&self) -> String {
+        let out = self
+            .command()
+            .args(["capture-pane", "-p", "-J", "-t", "t"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn type_line(&self, text: &str) {
+        let status = self
+            .command()
+            .args(["send-keys", "-t", "t", "-l", text])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = self
+            .command()
+            .args(["send-keys", "-t", "t", "Enter"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self
+            .command()
+            .arg("kill-server")
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn tmux_installed() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// On a terminal, force-stop shows the runbook's warning and asks for the
+/// mark: anything else cancels (nothing is sent), the mark goes ahead.
+#[test]
+fn on_a_terminal_force_stop_shows_the_warning_and_asks_for_the_mark() {
+    if !tmux_installed() {
+        if std::env::var_os("RUNBOOK_SKIP_TMUX").is_some() {
+            eprintln!("skipped: no tmux and RUNBOOK_SKIP_TMUX is set");
+            return;
+        }
+        panic!(
+            "tmux is not installed (apt-get install -y tmux; .ci/run installs it); \
+             set RUNBOOK_SKIP_TMUX=1 to skip this test on purpose"
+        );
+    }
+    let site = Site::new(&format!(
+        "{}\n[force_stop]\nwarning = \"Instances stop mid-task: rerun them by hand.\"\n",
+        holding_step()
+    ));
+    let mut runner = site.start();
+    site.wait_state("main", StepState::Running);
+    let exe = env!("CARGO_BIN_EXE_runbook");
+    let script =
+        |code: &str| format!("'{exe}' force-stop --mark failed; echo $? > {code}; exec sleep 600");
+
+    // Typing anything but the mark cancels.
+    let tmux = Tmux::start(site.dir.path(), &script("first.code"));
+    let screen = until("the confirmation prompt", || {
+        let screen = tmux.screen();
+        screen
+            .contains("type `failed` to force-stop")
+            .then_some(screen)
+    });
+    assert!(
+        screen.contains("warning: Instances stop mid-task: rerun them by hand."),
+        "{screen}"
+    );
+    assert!(screen.contains("force-stop record 1"), "{screen}");
+    tmux.type_line("succeeded");
+    assert_eq!(site.wait_file("first.code"), "2");
+    let screen = tmux.screen();
+    assert!(screen.contains("cancelled: nothing was sent"), "{screen}");
+    assert_eq!(site.record().status, RecordStatus::Upgrading);
+    assert!(runner.try_wait().unwrap().is_none(), "the run goes on");
+    drop(tmux);
+
+    // Typing the mark force-stops.
+    let tmux = Tmux::start(site.dir.path(), &script("second.code"));
+    until("the confirmation prompt", || {
+        tmux.screen()
+            .contains("type `failed` to force-stop")
+            .then_some(())
+    });
+    tmux.type_line("failed");
+    assert_eq!(site.wait_file("second.code"), "0");
+    assert!(tmux.screen().contains("accepted"), "{}", tmux.screen());
+    assert_eq!(exit_code(&mut runner), 3);
+    assert_eq!(site.record().status, RecordStatus::ForceStoppedFailed);
+}
+
+// ---------------------------------------------------------------------------
+// Nothing left behind
+// ---------------------------------------------------------------------------
+
+#[test]
+fn offline_force_stop_after_a_sigkill_kills_the_whole_group_of_an_external_plugin() {
+    let site = Site::new("[[steps]]\nid = \"call\"\nuses = \"ext:ignores-stop-children\"\n");
+    let mut runner = site.start();
+    let pids: Vec<i32> = site
+        .wait_file("group.pids")
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 3, "the plugin and its two children");
+    let leader = pids[0];
+    site.wait_state("call", StepState::Running);
+    kill(&mut runner);
+    // The plugin's group outlives `runbook`, as plugins' processes do.
+    let members = group_members(leader);
+    for pid in &pids {
+        assert!(members.contains(pid), "{pid} runs after the SIGKILL");
+    }
+    assert!(
+        site.path(".runbook/records/1/pgroups/call.1.pgid").exists(),
+        "the group was recorded"
+    );
+
+    let out = site.run(&["force-stop", "--mark", "failed", "--yes"]);
+    assert_code(&out, 0, "offline force-stop");
+    assert!(
+        stderr(&out).contains(&format!("killed process group {leader} of step `call`")),
+        "{}",
+        stderr(&out)
+    );
+    until("every process of the plugin's group to be gone", || {
+        group_members(leader).is_empty().then_some(())
+    });
+    assert_eq!(site.record().status, RecordStatus::ForceStoppedFailed);
+    assert_eq!(site.step("call").unwrap().state, StepState::Cancelled);
+}
+
+#[test]
+fn ctrl_c_after_a_force_stop_leaves_no_step_running_in_the_closed_record() {
+    let site = Site::new(&format!(
+        r#"
+[[steps]]
+id = "backup"
+uses = "exec"
+blocking = false
+with = {{ shell = "echo $$ > backup.pid; {}" }}
+
+[[steps]]
+id = "main"
+uses = "exec"
+needs = ["backup"]
+with = {{ shell = "echo $$ > main.pid; sleep 60" }}
+
+[force_stop]
+spares = ["backup"]
+"#,
+        hold("never")
+    ));
+    let mut runner = site.start();
+    site.wait_state("main", StepState::Running);
+    let backup: i32 = site.wait_file("backup.pid").parse().unwrap();
+    let out = site.run(&["force-stop", "--mark", "failed", "--yes"]);
+    assert_code(&out, 0, "force-stop");
+    until("the record to close", || {
+        (site.record().status == RecordStatus::ForceStoppedFailed).then_some(())
+    });
+    // The spared step goes on, and the engine waits for it…
+    assert_eq!(site.step("backup").unwrap().state, StepState::Running);
+    assert!(runner.try_wait().unwrap().is_none());
+
+    // …until Ctrl-C: it is cancelled too, and the run still ends as
+    // force-stopped.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(runner.id()).unwrap()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(exit_code(&mut runner), 3);
+    let store = site.store();
+    let record = site.record();
+    assert_eq!(record.status, RecordStatus::ForceStoppedFailed);
+    let steps = store.steps(record.id).unwrap();
+    assert!(
+        steps.iter().all(|s| s.state != StepState::Running),
+        "{steps:?}"
+    );
+    let row = site.step("backup").unwrap();
+    assert_eq!(row.state, StepState::Cancelled);
+    assert!(row.detail.unwrap().contains("Ctrl-C"));
+    until("the spared step's process to be killed", || {
+        (!common::alive(backup)).then_some(())
+    });
+}
