@@ -301,6 +301,23 @@ fn send_and_wait(
                 );
                 return exit::BAD_INPUT;
             }
+            // The engine ended (an unattended pause) before reading a step
+            // command: it stays queued, and the next `resume` applies it.
+            Ok(_)
+                if matches!(
+                    kind,
+                    CommandKind::Retry | CommandKind::Skip | CommandKind::Ack
+                ) && matches!(store.holder(record.id), Ok(None))
+                    && store
+                        .command(id)
+                        .is_ok_and(|c| c.status == CommandStatus::Pending) =>
+            {
+                crate::outln!(
+                    "accepted: queued as command {id}; the engine ended before reading it, so `runbook resume {} --yes` applies it",
+                    record.id
+                );
+                return exit::OK;
+            }
             Ok(_) => std::thread::sleep(Duration::from_millis(100)),
             Err(e) => {
                 crate::errln!("error: {e}");
