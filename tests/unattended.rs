@@ -31,6 +31,63 @@ struct Site {
     dir: tempfile::TempDir,
 }
 
+/// A test that fails midway leaves no process behind: the steps' process
+/// groups (recorded by `runbook`) are killed with the folder.
+impl Drop for Site {
+    fn drop(&mut self) {
+        let Ok(records) = std::fs::read_dir(self.path(".runbook/records")) else {
+            return;
+        };
+        for record in records.flatten() {
+            let Ok(groups) = std::fs::read_dir(record.path().join("pgroups")) else {
+                continue;
+            };
+            for group in groups.flatten() {
+                let text = std::fs::read_to_string(group.path()).unwrap_or_default();
+                let mut fields = text.split_whitespace();
+                let (Some(Ok(pgid)), Some(Ok(started))) = (
+                    fields.next().map(str::parse::<i32>),
+                    fields.next().map(str::parse::<u64>),
+                ) else {
+                    continue;
+                };
+                let now = runbook::plugins::process_group::start_time(pgid);
+                if pgid > 1 && now.is_none_or(|t| t == started) {
+                    runbook::plugins::process_group::signal(
+                        pgid,
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A `runbook` process started by a test, killed if the test fails first.
+struct Proc(Child);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 impl Site {
     fn new(steps: &str) -> Site {
         let dir = tempfile::tempdir().unwrap();
@@ -60,16 +117,18 @@ impl Site {
     }
 
     /// `runbook run up.toml --yes` in the background, its output in files.
-    fn start(&self) -> Child {
+    fn start(&self) -> Proc {
         self.spawn(&["run", "up.toml", "--yes"], "runner")
     }
 
-    fn spawn(&self, args: &[&str], name: &str) -> Child {
-        self.cmd(args)
-            .stdout(std::fs::File::create(self.path(&format!("{name}.out"))).unwrap())
-            .stderr(std::fs::File::create(self.path(&format!("{name}.err"))).unwrap())
-            .spawn()
-            .unwrap()
+    fn spawn(&self, args: &[&str], name: &str) -> Proc {
+        Proc(
+            self.cmd(args)
+                .stdout(std::fs::File::create(self.path(&format!("{name}.out"))).unwrap())
+                .stderr(std::fs::File::create(self.path(&format!("{name}.err"))).unwrap())
+                .spawn()
+                .unwrap(),
+        )
     }
 
     fn store(&self) -> SqliteStore {
@@ -206,6 +265,8 @@ fn force_stop_without_a_terminal_and_without_yes_is_refused() {
 /// A tmux session on its own server, killed when dropped.
 struct Tmux {
     socket: String,
+    /// The server's socket file, removed on drop.
+    socket_path: Option<PathBuf>,
 }
 
 impl Tmux {
@@ -217,12 +278,15 @@ impl Tmux {
 
     /// Runs `script` with `sh` in a new session in `dir`.
     fn start(dir: &Path, script: &str) -> Tmux {
-        let socket = format!(
-            "runbook-test-{}-{}",
-            std::process::id(),
-            dir.file_name().unwrap().to_string_lossy()
-        );
-        let tmux = Tmux { socket };
+        // A server of its own per session: one being killed must not
+        // answer the next.
+        static SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("runbook-test-{}-{n}", std::process::id());
+        let mut tmux = Tmux {
+            socket,
+            socket_path: None,
+        };
         let status = tmux
             .command()
             .args([
@@ -243,6 +307,13 @@ impl Tmux {
             .status()
             .expect("tmux runs");
         assert!(status.success(), "tmux new-session");
+        let path = tmux
+            .command()
+            .args(["display-message", "-p", "#{socket_path}"])
+            .output()
+            .unwrap();
+        let path = String::from_utf8_lossy(&path.stdout).trim().to_owned();
+        tmux.socket_path = (!path.is_empty()).then(|| PathBuf::from(path));
         tmux
     }
 
@@ -278,6 +349,9 @@ impl Drop for Tmux {
             .arg("kill-server")
             .stderr(Stdio::null())
             .status();
+        if let Some(path) = &self.socket_path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
