@@ -11,6 +11,12 @@ pub const BAD_INPUT: u8 = 2;
 pub const STOPPED: u8 = 3;
 /// Another upgrade holds the active-upgrade lock.
 pub const LOCKED: u8 = 4;
+/// Paused: the record is open, no `runbook` process runs it, and an
+/// operator must act (`retry`, `skip`, `resume`, `force-stop`); given by
+/// `status --follow`.
+pub const PAUSED: u8 = 5;
+/// `status --follow --timeout`: the record did not reach an outcome in time.
+pub const TIMED_OUT: u8 = 6;
 /// An internal or environment error (I/O, database), including a failed
 /// write to standard output or standard error.
 pub const INTERNAL: u8 = 70;

@@ -1,7 +1,8 @@
 //! Unattended runs you can trust, through the real binary: `force-stop`
 //! asks for confirmation on a terminal and needs `--yes` without one; a
 //! force-stop leaves no process and no "running" step behind (after a
-//! SIGKILL of `runbook`, or a Ctrl-C of the engine that accepted it).
+//! SIGKILL of `runbook`, or a Ctrl-C of the engine that accepted it); and
+//! `status --follow` exits with the record's outcome, or 6 on `--timeout`.
 //!
 //! Nothing here sleeps to wait for a condition: every wait polls and fails
 //! after a deadline.
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use common::until;
-use runbook::store::{Record, RecordStatus, SqliteStore, StepRow, StepState};
+use runbook::store::{Change, Record, RecordStatus, SqliteStore, StepRow, StepState};
 
 const HEADER: &str = "schema = 1\nname = \"t\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n";
 
@@ -102,6 +103,10 @@ impl Site {
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    fn touch(&self, name: &str) {
+        std::fs::write(self.path(name), "").unwrap();
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
@@ -518,5 +523,122 @@ spares = ["backup"]
     assert!(row.detail.unwrap().contains("Ctrl-C"));
     until("the spared step's process to be killed", || {
         (!common::alive(backup)).then_some(())
+    });
+}
+
+// ---------------------------------------------------------------------------
+// status --follow
+// ---------------------------------------------------------------------------
+
+#[test]
+fn status_follow_exits_with_the_outcome_of_the_record() {
+    // Succeeded, while following a run in progress.
+    let site = Site::new(&holding_step());
+    let mut runner = site.start();
+    site.wait_state("main", StepState::Running);
+    let mut follow = site.spawn(&["status", "--follow"], "follow");
+    until("status --follow to print the record", || {
+        std::fs::read_to_string(site.path("follow.out"))
+            .ok()?
+            .contains("record 1")
+            .then_some(())
+    });
+    assert!(follow.try_wait().unwrap().is_none(), "it follows");
+    site.touch("go");
+    assert_eq!(exit_code(&mut runner), 0);
+    assert_eq!(exit_code(&mut follow), 0);
+    let out = std::fs::read_to_string(site.path("follow.out")).unwrap();
+    assert!(out.contains("record 1 is Upgrade Succeeded"), "{out}");
+    assert_code(&site.run(&["status", "--follow"]), 0, "a closed record");
+
+    // Failed.
+    let site =
+        Site::new("[[steps]]\nid = \"bad\"\nuses = \"exec\"\nwith = { shell = \"exit 3\" }\n");
+    assert_code(&site.run(&["run", "up.toml", "--yes"]), 1, "the run");
+    assert_code(
+        &site.run(&["status", "1", "--follow"]),
+        1,
+        "a failed record",
+    );
+
+    // Force-stopped.
+    let site = Site::new(&holding_step());
+    let mut runner = site.start();
+    site.wait_state("main", StepState::Running);
+    let mut follow = site.spawn(&["status", "--follow"], "follow");
+    assert_code(
+        &site.run(&["force-stop", "--mark", "succeeded", "--yes"]),
+        0,
+        "force-stop",
+    );
+    assert_eq!(exit_code(&mut runner), 3);
+    assert_eq!(exit_code(&mut follow), 3);
+}
+
+#[test]
+fn status_follow_exits_5_when_a_paused_upgrade_has_nobody_running_it() {
+    let site = Site::new(
+        "[[steps]]\nid = \"flaky\"\nuses = \"exec\"\non_failure = \"pause\"\nwith = { shell = \"exit 3\" }\n",
+    );
+    let mut runner = site.start();
+    site.wait_state("flaky", StepState::Failed);
+    // The engine waits for the operator: following goes on (until the
+    // timeout, exit 6)…
+    let out = site.run(&["status", "--follow", "--timeout", "1s"]);
+    assert_code(&out, 6, "a live engine waiting for the operator");
+    assert!(
+        stderr(&out).contains("timed out: record 1 is still Upgrading after 1s"),
+        "{}",
+        stderr(&out)
+    );
+    // …and once nobody runs it, the operator must act: 5.
+    let mut follow = site.spawn(&["status", "--follow"], "follow");
+    kill(&mut runner);
+    assert_eq!(exit_code(&mut follow), 5);
+    let out = std::fs::read_to_string(site.path("follow.out")).unwrap();
+    assert!(out.contains("record 1 is paused: `flaky` failed"), "{out}");
+    assert_code(&site.run(&["status", "--follow"]), 5, "again");
+}
+
+#[test]
+fn status_follow_exits_5_after_an_engine_left_saying_it_paused_and_times_out_otherwise() {
+    let site = Site::new(&holding_step());
+    let mut runner = site.start();
+    site.wait_state("main", StepState::Running);
+    kill(&mut runner);
+    // Open, nobody runs it, nothing is paused: it may be resumed, so
+    // following waits (here until the timeout).
+    let started = std::time::Instant::now();
+    let out = site.run(&["status", "--follow", "--timeout", "2s"]);
+    assert_code(&out, 6, "an interrupted record");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    // An engine that exits because the upgrade paused says so.
+    let store = site.store();
+    store
+        .commit(
+            site.record().id,
+            &[Change::Event {
+                kind: "engine-exited".into(),
+                step: None,
+                data: serde_json::json!({ "reason": "paused" }),
+            }],
+        )
+        .unwrap();
+    let out = site.run(&["status", "--follow", "--timeout", "20s"]);
+    assert_code(&out, 5, "the engine left it paused");
+    assert!(
+        stdout(&out).contains("record 1 is paused"),
+        "{}",
+        stdout(&out)
+    );
+    // The bad duration is refused.
+    let out = site.run(&["status", "--follow", "--timeout", "soon"]);
+    assert_code(&out, 2, "a bad --timeout");
+    // Its step's process outlived the runner: an offline force-stop ends it.
+    let pid: i32 = site.wait_file("main.pid").parse().unwrap();
+    let out = site.run(&["force-stop", "--mark", "failed", "--yes"]);
+    assert_code(&out, 0, "offline force-stop");
+    until("the step's process to be killed", || {
+        (!common::alive(pid)).then_some(())
     });
 }
