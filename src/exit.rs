@@ -11,9 +11,13 @@ pub const BAD_INPUT: u8 = 2;
 pub const STOPPED: u8 = 3;
 /// Another upgrade holds the active-upgrade lock.
 pub const LOCKED: u8 = 4;
-/// Paused: an unattended run reached a step or gate an operator must act
-/// on; the record stays open (`runbook retry|skip|ack`, then `runbook resume`).
+/// Paused: an operator must act. An unattended run reached a step or gate
+/// only a person can answer (the record stays open: `runbook retry|skip|ack`,
+/// then `runbook resume`); `status --follow` and `undo --outstanding` say
+/// the same of a record in that state.
 pub const PAUSED: u8 = 5;
+/// `status --follow --timeout`: the record did not reach an outcome in time.
+pub const TIMED_OUT: u8 = 6;
 /// An internal or environment error (I/O, database), including a failed
 /// write to standard output or standard error.
 pub const INTERNAL: u8 = 70;

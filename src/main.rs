@@ -85,9 +85,14 @@ enum Command {
     Status {
         /// The record (default: the one in progress, else the latest).
         record: Option<i64>,
-        /// Keep printing events until the record closes.
+        /// Keep printing events until the record has an outcome; exit with
+        /// it: 0 succeeded, 1 failed, 3 stopped or force-stopped, 5 paused
+        /// (an operator must act).
         #[arg(long)]
         follow: bool,
+        /// With --follow: give up after this long (e.g. 30s, 10m) with exit code 6.
+        #[arg(long, requires = "follow", value_parser = parse_duration)]
+        timeout: Option<std::time::Duration>,
         #[arg(long)]
         state: Option<PathBuf>,
     },
@@ -222,6 +227,10 @@ enum Command {
     },
 }
 
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    runbook::duration::parse(text)
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum HistoryFormat {
     Table,
@@ -289,8 +298,9 @@ fn run() -> u8 {
         Command::Status {
             record,
             follow,
+            timeout,
             state: s,
-        } => operator::status(&state(&s), record, follow),
+        } => operator::status(&state(&s), record, follow, timeout),
         Command::Stop {
             rerun_stopped,
             record,

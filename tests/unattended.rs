@@ -1,7 +1,8 @@
 //! Unattended runs you can trust, through the real binary: `force-stop`
 //! asks for confirmation on a terminal and needs `--yes` without one; a
 //! force-stop leaves no process and no "running" step behind (after a
-//! SIGKILL of `runbook`, or a Ctrl-C of the engine that accepted it).
+//! SIGKILL of `runbook`, or a Ctrl-C of the engine that accepted it); and
+//! `status --follow` exits with the record's outcome, or 6 on `--timeout`.
 //!
 //! Nothing here sleeps to wait for a condition: every wait polls and fails
 //! after a deadline.
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use common::until;
-use runbook::store::{Record, RecordStatus, SqliteStore, StepRow, StepState};
+use runbook::store::{Change, Record, RecordStatus, SqliteStore, StepRow, StepState};
 
 const HEADER: &str = "schema = 1\nname = \"t\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n";
 
@@ -31,6 +32,63 @@ struct Site {
     dir: tempfile::TempDir,
 }
 
+/// A test that fails midway leaves no process behind: the steps' process
+/// groups (recorded by `runbook`) are killed with the folder.
+impl Drop for Site {
+    fn drop(&mut self) {
+        let Ok(records) = std::fs::read_dir(self.path(".runbook/records")) else {
+            return;
+        };
+        for record in records.flatten() {
+            let Ok(groups) = std::fs::read_dir(record.path().join("pgroups")) else {
+                continue;
+            };
+            for group in groups.flatten() {
+                let text = std::fs::read_to_string(group.path()).unwrap_or_default();
+                let mut fields = text.split_whitespace();
+                let (Some(Ok(pgid)), Some(Ok(started))) = (
+                    fields.next().map(str::parse::<i32>),
+                    fields.next().map(str::parse::<u64>),
+                ) else {
+                    continue;
+                };
+                let now = runbook::plugins::process_group::start_time(pgid);
+                if pgid > 1 && now.is_none_or(|t| t == started) {
+                    runbook::plugins::process_group::signal(
+                        pgid,
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A `runbook` process started by a test, killed if the test fails first.
+struct Proc(Child);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 impl Site {
     fn new(steps: &str) -> Site {
         let dir = tempfile::tempdir().unwrap();
@@ -47,6 +105,10 @@ impl Site {
         self.dir.path().join(name)
     }
 
+    fn touch(&self, name: &str) {
+        std::fs::write(self.path(name), "").unwrap();
+    }
+
     fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = common::command(self.dir.path());
         cmd.args(args)
@@ -60,16 +122,18 @@ impl Site {
     }
 
     /// `runbook run up.toml --yes` in the background, its output in files.
-    fn start(&self) -> Child {
+    fn start(&self) -> Proc {
         self.spawn(&["run", "up.toml", "--yes"], "runner")
     }
 
-    fn spawn(&self, args: &[&str], name: &str) -> Child {
-        self.cmd(args)
-            .stdout(std::fs::File::create(self.path(&format!("{name}.out"))).unwrap())
-            .stderr(std::fs::File::create(self.path(&format!("{name}.err"))).unwrap())
-            .spawn()
-            .unwrap()
+    fn spawn(&self, args: &[&str], name: &str) -> Proc {
+        Proc(
+            self.cmd(args)
+                .stdout(std::fs::File::create(self.path(&format!("{name}.out"))).unwrap())
+                .stderr(std::fs::File::create(self.path(&format!("{name}.err"))).unwrap())
+                .spawn()
+                .unwrap(),
+        )
     }
 
     fn store(&self) -> SqliteStore {
@@ -206,6 +270,8 @@ fn force_stop_without_a_terminal_and_without_yes_is_refused() {
 /// A tmux session on its own server, killed when dropped.
 struct Tmux {
     socket: String,
+    /// The server's socket file, removed on drop.
+    socket_path: Option<PathBuf>,
 }
 
 impl Tmux {
@@ -217,12 +283,15 @@ impl Tmux {
 
     /// Runs `script` with `sh` in a new session in `dir`.
     fn start(dir: &Path, script: &str) -> Tmux {
-        let socket = format!(
-            "runbook-test-{}-{}",
-            std::process::id(),
-            dir.file_name().unwrap().to_string_lossy()
-        );
-        let tmux = Tmux { socket };
+        // A server of its own per session: one being killed must not
+        // answer the next.
+        static SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("runbook-test-{}-{n}", std::process::id());
+        let mut tmux = Tmux {
+            socket,
+            socket_path: None,
+        };
         let status = tmux
             .command()
             .args([
@@ -243,6 +312,13 @@ impl Tmux {
             .status()
             .expect("tmux runs");
         assert!(status.success(), "tmux new-session");
+        let path = tmux
+            .command()
+            .args(["display-message", "-p", "#{socket_path}"])
+            .output()
+            .unwrap();
+        let path = String::from_utf8_lossy(&path.stdout).trim().to_owned();
+        tmux.socket_path = (!path.is_empty()).then(|| PathBuf::from(path));
         tmux
     }
 
@@ -278,6 +354,9 @@ impl Drop for Tmux {
             .arg("kill-server")
             .stderr(Stdio::null())
             .status();
+        if let Some(path) = &self.socket_path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -444,5 +523,122 @@ spares = ["backup"]
     assert!(row.detail.unwrap().contains("Ctrl-C"));
     until("the spared step's process to be killed", || {
         (!common::alive(backup)).then_some(())
+    });
+}
+
+// ---------------------------------------------------------------------------
+// status --follow
+// ---------------------------------------------------------------------------
+
+#[test]
+fn status_follow_exits_with_the_outcome_of_the_record() {
+    // Succeeded, while following a run in progress.
+    let site = Site::new(&holding_step());
+    let mut runner = site.start();
+    site.wait_state("main", StepState::Running);
+    let mut follow = site.spawn(&["status", "--follow"], "follow");
+    until("status --follow to print the record", || {
+        std::fs::read_to_string(site.path("follow.out"))
+            .ok()?
+            .contains("record 1")
+            .then_some(())
+    });
+    assert!(follow.try_wait().unwrap().is_none(), "it follows");
+    site.touch("go");
+    assert_eq!(exit_code(&mut runner), 0);
+    assert_eq!(exit_code(&mut follow), 0);
+    let out = std::fs::read_to_string(site.path("follow.out")).unwrap();
+    assert!(out.contains("record 1 is Upgrade Succeeded"), "{out}");
+    assert_code(&site.run(&["status", "--follow"]), 0, "a closed record");
+
+    // Failed.
+    let site =
+        Site::new("[[steps]]\nid = \"bad\"\nuses = \"exec\"\nwith = { shell = \"exit 3\" }\n");
+    assert_code(&site.run(&["run", "up.toml", "--yes"]), 1, "the run");
+    assert_code(
+        &site.run(&["status", "1", "--follow"]),
+        1,
+        "a failed record",
+    );
+
+    // Force-stopped.
+    let site = Site::new(&holding_step());
+    let mut runner = site.start();
+    site.wait_state("main", StepState::Running);
+    let mut follow = site.spawn(&["status", "--follow"], "follow");
+    assert_code(
+        &site.run(&["force-stop", "--mark", "succeeded", "--yes"]),
+        0,
+        "force-stop",
+    );
+    assert_eq!(exit_code(&mut runner), 3);
+    assert_eq!(exit_code(&mut follow), 3);
+}
+
+#[test]
+fn status_follow_exits_5_when_a_paused_upgrade_has_nobody_running_it() {
+    let site = Site::new(
+        "[[steps]]\nid = \"flaky\"\nuses = \"exec\"\non_failure = \"pause\"\nwith = { shell = \"exit 3\" }\n",
+    );
+    let mut runner = site.start();
+    site.wait_state("flaky", StepState::Failed);
+    // The engine waits for the operator: following goes on (until the
+    // timeout, exit 6)…
+    let out = site.run(&["status", "--follow", "--timeout", "1s"]);
+    assert_code(&out, 6, "a live engine waiting for the operator");
+    assert!(
+        stderr(&out).contains("timed out: record 1 is still Upgrading after 1s"),
+        "{}",
+        stderr(&out)
+    );
+    // …and once nobody runs it, the operator must act: 5.
+    let mut follow = site.spawn(&["status", "--follow"], "follow");
+    kill(&mut runner);
+    assert_eq!(exit_code(&mut follow), 5);
+    let out = std::fs::read_to_string(site.path("follow.out")).unwrap();
+    assert!(out.contains("record 1 is paused: `flaky` failed"), "{out}");
+    assert_code(&site.run(&["status", "--follow"]), 5, "again");
+}
+
+#[test]
+fn status_follow_exits_5_after_an_engine_left_saying_it_paused_and_times_out_otherwise() {
+    let site = Site::new(&holding_step());
+    let mut runner = site.start();
+    site.wait_state("main", StepState::Running);
+    kill(&mut runner);
+    // Open, nobody runs it, nothing is paused: it may be resumed, so
+    // following waits (here until the timeout).
+    let started = std::time::Instant::now();
+    let out = site.run(&["status", "--follow", "--timeout", "2s"]);
+    assert_code(&out, 6, "an interrupted record");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    // An engine that exits because the upgrade paused says so.
+    let store = site.store();
+    store
+        .commit(
+            site.record().id,
+            &[Change::Event {
+                kind: "engine-exited".into(),
+                step: None,
+                data: serde_json::json!({ "reason": "paused" }),
+            }],
+        )
+        .unwrap();
+    let out = site.run(&["status", "--follow", "--timeout", "20s"]);
+    assert_code(&out, 5, "the engine left it paused");
+    assert!(
+        stdout(&out).contains("record 1 is paused"),
+        "{}",
+        stdout(&out)
+    );
+    // The bad duration is refused.
+    let out = site.run(&["status", "--follow", "--timeout", "soon"]);
+    assert_code(&out, 2, "a bad --timeout");
+    // Its step's process outlived the runner: an offline force-stop ends it.
+    let pid: i32 = site.wait_file("main.pid").parse().unwrap();
+    let out = site.run(&["force-stop", "--mark", "failed", "--yes"]);
+    assert_code(&out, 0, "offline force-stop");
+    until("the step's process to be killed", || {
+        (!common::alive(pid)).then_some(())
     });
 }

@@ -418,8 +418,13 @@ fn kill_group(pid_file: &Path) {
     }
 }
 
-/// `runbook status [RECORD] [--follow]`.
-pub fn status(state: &Path, record: Option<i64>, follow: bool) -> u8 {
+/// `runbook status [RECORD] [--follow [--timeout DURATION]]`.
+///
+/// With `--follow`, prints the record's events as they come and exits with
+/// its outcome: 0 succeeded, 1 failed, 3 stopped or force-stopped, 5 paused
+/// (open, no `runbook` process runs it, and an operator must act), or 6
+/// when `timeout` passes first.
+pub fn status(state: &Path, record: Option<i64>, follow: bool, timeout: Option<Duration>) -> u8 {
     let store = match open_read(state) {
         Ok(s) => s,
         Err(code) => return code,
@@ -439,36 +444,126 @@ pub fn status(state: &Path, record: Option<i64>, follow: bool) -> u8 {
         Err(code) => return code,
     };
     let code = print_out(&describe(&store, &record));
-    if !follow {
+    if !follow || code != exit::OK {
         return code;
     }
+    follow_record(&store, record.id, timeout.map(|t| (t, Instant::now() + t)))
+}
+
+/// How often `status --follow` looks at the store.
+const FOLLOW_POLL: Duration = Duration::from_millis(300);
+
+fn follow_record(store: &SqliteStore, id: RecordId, deadline: Option<(Duration, Instant)>) -> u8 {
     let mut seen = store
-        .events(record.id, 0)
+        .events(id, 0)
         .map(|e| e.last().map_or(0, |e| e.seq))
         .unwrap_or(0);
     loop {
-        std::thread::sleep(Duration::from_millis(300));
-        let Ok(events) = store.events(record.id, seen) else {
-            return exit::INTERNAL;
+        let events = match store.events(id, seen) {
+            Ok(events) => events,
+            Err(e) => {
+                crate::errln!("error: {e}");
+                return exit::INTERNAL;
+            }
         };
         for e in &events {
             let step = e.step.as_deref().unwrap_or("-");
-            print_out(&format!(
+            let line = format!(
                 "{} {:<16} {step} {}\n",
                 e.at.strftime("%H:%M:%S"),
                 e.kind,
                 e.data
-            ));
+            );
+            if print_out(&line) != exit::OK {
+                return exit::INTERNAL;
+            }
             seen = e.seq;
         }
-        match store.record(record.id) {
-            Ok(r) if !r.status.is_active() => {
-                return print_out(&format!("record {} is {}\n", r.id, r.status.label()));
+        let record = match store.record(id) {
+            Ok(r) => r,
+            Err(e) => {
+                crate::errln!("error: {e}");
+                return exit::INTERNAL;
             }
-            Ok(_) => {}
-            Err(_) => return exit::INTERNAL,
+        };
+        if !record.status.is_active() {
+            let code = print_out(&format!("record {id} is {}\n", record.status.label()));
+            return if code == exit::OK {
+                outcome_code(record.status)
+            } else {
+                code
+            };
+        }
+        if let Some(why) = paused(store, &record) {
+            let code = print_out(&format!(
+                "record {id} is paused: {why}; no runbook process is running it, an operator must act \
+                 (`runbook retry|skip STEP`, `runbook resume {id}` or `runbook force-stop`)\n"
+            ));
+            return if code == exit::OK { exit::PAUSED } else { code };
+        }
+        let wait = match deadline {
+            Some((timeout, at)) => {
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    crate::errln!(
+                        "timed out: record {id} is still {} after {}",
+                        record.status.label(),
+                        crate::duration::format(timeout)
+                    );
+                    return exit::TIMED_OUT;
+                }
+                left.min(FOLLOW_POLL)
+            }
+            None => FOLLOW_POLL,
+        };
+        std::thread::sleep(wait);
+    }
+}
+
+/// The exit code of a closed record's outcome.
+fn outcome_code(status: RecordStatus) -> u8 {
+    match status {
+        RecordStatus::Succeeded => exit::OK,
+        RecordStatus::Failed => exit::STEP_FAILED,
+        _ => exit::STOPPED,
+    }
+}
+
+/// Why an open record waits for an operator with nobody running it: no
+/// live engine, and either the last engine left saying it paused, or a
+/// step failed and is paused (its `on_failure` is "pause").
+fn paused(store: &SqliteStore, record: &Record) -> Option<String> {
+    if !matches!(live_engine(store, record.id), Ok(None)) {
+        return None;
+    }
+    let events = store.events(record.id, 0).ok()?;
+    let last_engine = events
+        .iter()
+        .rev()
+        .find(|e| matches!(e.kind.as_str(), "engine-started" | "engine-exited"));
+    if let Some(e) = last_engine.filter(|e| e.kind == "engine-exited") {
+        if e.data.get("reason").and_then(Value::as_str) == Some("paused") {
+            return Some("the runbook process left it paused".into());
         }
     }
+    let plan: Option<crate::plan::Plan> = store
+        .plan_json(record.id)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
+    let pauses = |step: &str| {
+        plan.as_ref().is_none_or(|p| {
+            p.step(step)
+                .is_some_and(|s| s.on_failure == crate::runbook::model::OnFailure::Pause)
+        })
+    };
+    let failed: Vec<String> = store
+        .steps(record.id)
+        .ok()?
+        .into_iter()
+        .filter(|row| row.state == StepState::Failed && pauses(&row.step))
+        .map(|row| format!("`{}` failed", row.step))
+        .collect();
+    (!failed.is_empty()).then(|| failed.join(", "))
 }
 
 fn describe(store: &SqliteStore, record: &Record) -> String {
