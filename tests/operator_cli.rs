@@ -580,6 +580,14 @@ fn status_follow_exits_5_when_a_paused_upgrade_has_nobody_running_it() {
     let site = Site::new(
         "[[steps]]\nid = \"flaky\"\nuses = \"exec\"\non_failure = \"pause\"\nwith = { shell = \"exit 3\" }\n",
     );
+    // This run waits at the pause (unattended runs otherwise exit 5).
+    let up = site.path("up.toml");
+    let text = std::fs::read_to_string(&up).unwrap();
+    std::fs::write(
+        &up,
+        format!("{text}\n[decisions]\non_pause = \"wait\"\npause_deadline = \"10m\"\n"),
+    )
+    .unwrap();
     let mut runner = site.start();
     site.wait_state("flaky", StepState::Failed);
     // The engine waits for the operator: following goes on (until the
