@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 
 mod common;
 use common::{command, stderr, until};
+#[path = "http_plugin/render.rs"]
+mod render;
 
 use runbook::store::{SqliteStore, StepState};
 

@@ -1,6 +1,7 @@
-//! `postgres.backup` against the real PostgreSQL server on 127.0.0.1:5432
-//! (trust auth, user `postgres`). Every test creates its own uniquely
-//! named databases and drops them at the end, also when it fails.
+//! `postgres.backup` (and, in `sql`, the `sql` plugin) against the real
+//! PostgreSQL server on 127.0.0.1:5432 (trust auth, user `postgres`).
+//! Every test creates its own uniquely named databases and drops them at
+//! the end, also when it fails.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -22,6 +23,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+mod common;
+#[path = "postgres_backup/sql.rs"]
+mod sql;
 
 const HOST: &str = "127.0.0.1";
 const PORT: u16 = 5432;

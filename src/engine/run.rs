@@ -429,9 +429,11 @@ impl Engine {
             params
         });
         let log = self.step_log(&step.id);
+        let context = self.plugin_context(&step);
         let ctx = params.map(|params| {
             StepContext::new(step.id.clone(), attempt, params, &self.env, token, log)
                 .with_idempotent(step.idempotent)
+                .with_template_context(context)
         });
         let timeout = step.timeout_seconds.map(Duration::from_secs);
         let handle = self.tasks.spawn(async move {
@@ -455,17 +457,41 @@ impl Engine {
     }
 
     /// The step's parameters, with templates that read step outputs rendered now.
+    /// Parameters the plugin renders itself (`spec::is_raw`) are kept as written.
     fn render_params(
         &self,
         step: &PlannedStep,
     ) -> Result<std::collections::BTreeMap<String, Value>, String> {
+        let raw = |key: &str| crate::plugins::spec::is_raw(&step.uses, key);
         // The plan rendered everything but step outputs and stop options;
         // most steps have nothing left, and building the context (which
         // reads every step's outputs) is the costliest part of a start.
-        if !step.with.values().any(crate::template::has_template) {
+        if !step
+            .with
+            .iter()
+            .any(|(k, v)| !raw(k) && crate::template::has_template(v))
+        {
             return Ok(step.with.clone());
         }
-        let context = json!({
+        let context = self.template_context();
+        let hb = crate::template::registry();
+        step.with
+            .iter()
+            .map(|(k, v)| {
+                let value = if raw(k) {
+                    v.clone()
+                } else {
+                    crate::template::render_value(&hb, v, &context, &|_| true)?
+                };
+                Ok((k.clone(), value))
+            })
+            .collect()
+    }
+
+    /// What runbook templates read: inputs, vars, upgrade, step outputs,
+    /// and the stop options once a graceful stop is under way.
+    fn template_context(&self) -> Value {
+        json!({
             "inputs": self.plan.inputs,
             "vars": self.plan.vars,
             "upgrade": {
@@ -476,17 +502,12 @@ impl Engine {
             },
             "steps": self.state.outputs_context(&self.plan),
             "stop": match &self.closing { Some(Closing::Stop { options }) => Value::Object(options.clone()), _ => json!({}) },
-        });
-        let hb = crate::template::registry();
-        step.with
-            .iter()
-            .map(|(k, v)| {
-                Ok((
-                    k.clone(),
-                    crate::template::render_value(&hb, v, &context, &|_| true)?,
-                ))
-            })
-            .collect()
+        })
+    }
+
+    /// The template context for a plugin that renders a parameter itself.
+    fn plugin_context(&self, step: &PlannedStep) -> Option<Arc<Value>> {
+        crate::plugins::spec::renders_itself(&step.uses).then(|| Arc::new(self.template_context()))
     }
 
     fn step_log(&self, step: &str) -> Box<dyn std::io::Write + Send> {
@@ -966,6 +987,7 @@ impl Engine {
             Ok(p) => p,
             Err(why) => return Outcome::failed(why),
         };
+        let context = self.plugin_context(handler);
         let mut outcome = Outcome::failed("not run");
         for attempt in 1..=handler.retry_attempts + 1 {
             let ctx = StepContext::new(
@@ -975,7 +997,8 @@ impl Engine {
                 &self.env,
                 CancellationToken::new(),
                 self.step_log(&handler.id),
-            );
+            )
+            .with_template_context(context.clone());
             // Handlers run while commands are still read, so a force-stop
             // (or Ctrl-C) during a handler is answered and cuts it short.
             let run = executor.run(&ctx);

@@ -606,7 +606,13 @@ fn plan_step(
             .map(|d| d.as_secs())
     };
     let mut with = BTreeMap::new();
+    let uses = s.uses.as_deref().unwrap_or_default();
     for (key, value) in s.with.iter().flatten() {
+        // The plugin renders it itself, over the same context.
+        if crate::plugins::spec::is_raw(uses, key) {
+            with.insert(key.clone(), value.clone());
+            continue;
+        }
         match template::render_value(hb, value, context, &rendered_at_plan_time) {
             Ok(v) => with.insert(key.clone(), v),
             Err(why) => {
@@ -618,6 +624,15 @@ fn plan_step(
                 None
             }
         };
+    }
+    if uses == "render" {
+        if let Err(why) = crate::plugins::render::resolve_template(&mut with, &upgrade.dir) {
+            diags.push(
+                runbook
+                    .step_diag(step, &["with", "template"], why)
+                    .hint("a template file is relative to the upgrade file"),
+            );
+        }
     }
     let skip = condition(runbook, step, hb, context, diags).or_else(|| {
         upgrade

@@ -172,6 +172,11 @@ pub struct StepContext {
     /// The step may be re-run after a crash without asking, so a plugin
     /// need not keep crash receipts for it.
     pub idempotent: bool,
+    /// The values runbook templates read (`inputs`, `vars`, `upgrade`,
+    /// `steps`, and `stop` in a stop handler), for a plugin that renders a
+    /// parameter itself (a [`crate::plugins::spec::Param::raw`] one, as
+    /// `render`'s `template`); `None` for every other plugin.
+    pub template_context: Option<Arc<Value>>,
     log: Arc<Mutex<Box<dyn Write + Send>>>,
     reports: UnboundedSender<StepReport>,
 }
@@ -194,6 +199,7 @@ impl StepContext {
             platform: Arc::clone(&env.platform),
             stop,
             idempotent: false,
+            template_context: None,
             log: Arc::new(Mutex::new(log)),
             reports: env.reports.clone(),
         }
@@ -202,6 +208,13 @@ impl StepContext {
     /// Marks the step idempotent (see [`StepContext::idempotent`]).
     pub fn with_idempotent(mut self, idempotent: bool) -> StepContext {
         self.idempotent = idempotent;
+        self
+    }
+
+    /// Gives the plugin the template context (see
+    /// [`StepContext::template_context`]).
+    pub fn with_template_context(mut self, context: Option<Arc<Value>>) -> StepContext {
+        self.template_context = context;
         self
     }
 

@@ -15,6 +15,8 @@ pub mod postgres_backup;
 pub mod process_group;
 pub mod redact;
 pub mod registry;
+pub mod render;
 pub mod spec;
+pub mod sql;
 pub mod undo;
 pub mod wait;

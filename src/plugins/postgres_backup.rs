@@ -210,7 +210,7 @@ impl BackupSettings {
 }
 
 /// The `port` parameter: a number, or a rendered template's text.
-fn port_param(ctx: &StepContext) -> Result<Option<u16>, String> {
+pub(crate) fn port_param(ctx: &StepContext) -> Result<Option<u16>, String> {
     let Some(value) = ctx.params.get("port") else {
         return Ok(None);
     };

@@ -90,6 +90,20 @@ pub struct Param {
     pub required: bool,
     /// What it does.
     pub doc: &'static str,
+    /// The plugin renders this parameter's template itself, against the
+    /// runbook's template context (see `StepContext::template_context`):
+    /// neither the planner nor the engine renders it first. Its references
+    /// are still checked by `validate`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub raw: bool,
+}
+
+impl Param {
+    /// The same parameter, marked [`Param::raw`].
+    const fn raw(mut self) -> Param {
+        self.raw = true;
+        self
+    }
 }
 
 /// One built-in plugin.
@@ -124,6 +138,7 @@ const fn p(name: &'static str, kind: ParamKind, required: bool, doc: &'static st
         kind,
         required,
         doc,
+        raw: false,
     }
 }
 
@@ -174,22 +189,29 @@ static BUILTINS: &[PluginSpec] = &[
     },
     PluginSpec {
         name: "render",
-        summary: "render a handlebars template to a file",
+        summary: "render a handlebars template (strict) to a file, escaping values for its format",
         params: &[
             p(
                 "template",
                 ParamKind::String,
                 true,
-                "the template text or a path",
-            ),
+                "the template text, or a `.hbs` file (one line ending in `.hbs`, relative to the upgrade file); rendered by the plugin over inputs, vars, upgrade and steps",
+            )
+            .raw(),
             p(
                 "output",
                 ParamKind::String,
                 true,
-                "where to write the result",
+                "the file to write; relative paths are under the upgrade record's folder (no `..`)",
+            ),
+            p(
+                "format",
+                Enum(&["text", "markdown", "html"]),
+                false,
+                "how values are escaped: text (not at all, the default), markdown (as the report), html (HTML-escaped)",
             ),
         ],
-        outputs: &["path"],
+        outputs: &["path", "bytes"],
     },
     PluginSpec {
         name: "http",
@@ -251,31 +273,53 @@ static BUILTINS: &[PluginSpec] = &[
     },
     PluginSpec {
         name: "sql",
-        summary: "run SQL statements against PostgreSQL",
+        summary: "run SQL statements against PostgreSQL in one transaction; the last statement's rows are an output",
         params: &[
             p("database", ParamKind::String, true, "database name"),
             p(
                 "statements",
                 StringList,
                 true,
-                "statements to run in one transaction",
+                "statements (one each) run in order in one transaction; any failure rolls back all",
             ),
             p(
                 "host",
                 ParamKind::String,
                 false,
-                "server host (default 127.0.0.1)",
+                "server host (default: the upgrade file's [postgres] host, else 127.0.0.1)",
             ),
-            p("port", Integer, false, "server port (default 5432)"),
-            p("user", ParamKind::String, false, "user name"),
+            p(
+                "port",
+                Integer,
+                false,
+                "server port (default: [postgres] port, else 5432)",
+            ),
+            p(
+                "user",
+                ParamKind::String,
+                false,
+                "user name (default: [postgres] user, else PGUSER, else postgres)",
+            ),
             p(
                 "password_env",
                 ParamKind::String,
                 false,
-                "environment variable holding the password",
+                "environment variable holding the password (default: [postgres] password_env); never logged",
+            ),
+            p(
+                "max_rows",
+                Integer,
+                false,
+                "rows of the last statement kept as the `rows` output (default 1000)",
+            ),
+            p(
+                "statement_timeout",
+                Duration,
+                false,
+                "limit for each statement, enforced by the server (default: none; the step's `timeout` still bounds the whole step)",
             ),
         ],
-        outputs: &["rows"],
+        outputs: &["rows", "affected", "row_count"],
     },
     PluginSpec {
         name: "postgres.backup",
@@ -501,6 +545,20 @@ pub fn builtin(name: &str) -> Option<&'static PluginSpec> {
     BUILTINS.iter().find(|s| s.name == name)
 }
 
+/// Whether parameter `param` of plugin `uses` is [`Param::raw`]: kept as
+/// written by the planner and the engine, rendered by the plugin.
+pub fn is_raw(uses: &str, param: &str) -> bool {
+    builtin(uses)
+        .and_then(|s| s.param(param))
+        .is_some_and(|p| p.raw)
+}
+
+/// Whether plugin `uses` renders any parameter itself, and so needs the
+/// template context.
+pub fn renders_itself(uses: &str) -> bool {
+    builtin(uses).is_some_and(|s| s.params.iter().any(|p| p.raw))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,6 +584,19 @@ mod tests {
             Integer.check(&json!("{{vars.port}}")).is_ok(),
             "templates are checked after rendering"
         );
+    }
+
+    #[test]
+    fn only_the_render_template_is_raw() {
+        assert!(is_raw("render", "template"));
+        assert!(!is_raw("render", "output"));
+        assert!(!is_raw("exec", "argv"));
+        assert!(!is_raw("ext:render", "template"));
+        let raw: Vec<_> = builtins()
+            .iter()
+            .filter(|s| renders_itself(s.name))
+            .collect();
+        assert_eq!(raw.len(), 1);
     }
 
     #[test]

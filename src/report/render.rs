@@ -48,12 +48,13 @@ pub fn markdown_escape(text: &str) -> String {
     out
 }
 
-fn registry(format: Format) -> Handlebars<'static> {
+fn registry(escape: Option<Format>) -> Handlebars<'static> {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
-    match format {
-        Format::Markdown => hb.register_escape_fn(markdown_escape),
-        Format::Html => hb.register_escape_fn(handlebars::html_escape),
+    match escape {
+        Some(Format::Markdown) => hb.register_escape_fn(markdown_escape),
+        Some(Format::Html) => hb.register_escape_fn(handlebars::html_escape),
+        None => hb.register_escape_fn(handlebars::no_escape),
     }
     hb
 }
@@ -73,7 +74,19 @@ pub fn render(
     format: Format,
     context: &impl Serialize,
 ) -> Result<String, TemplateError> {
-    let mut hb = registry(format);
+    render_limited(name, text, Some(format), context, usize::MAX)
+}
+
+/// Like [`render`], escaping values for `escape` (`None`: not at all, for
+/// plain text), and failing once the result would pass `limit` bytes.
+pub fn render_limited(
+    name: &str,
+    text: &str,
+    escape: Option<Format>,
+    context: &impl Serialize,
+    limit: usize,
+) -> Result<String, TemplateError> {
+    let mut hb = registry(escape);
     if let Err(e) = hb.register_template_string(name, text) {
         let (line, col) = e.pos().unzip();
         return Err(TemplateError {
@@ -82,21 +95,58 @@ pub fn render(
             hint: "check that every {{#block}} is closed and every {{ has its }}".into(),
         });
     }
-    hb.render(name, context).map_err(|e| {
-        let at = place(name, e.line_no, e.column_no);
-        match e.reason() {
-            RenderErrorReason::MissingVariable(Some(path)) => TemplateError {
-                place: at,
-                message: format!("the template references `{path}`, which has no value"),
-                hint: "fix the name, or guard it with {{#if …}}; the embedded templates in templates/ use every value there is".into(),
-            },
-            reason => TemplateError {
-                place: at,
-                message: reason.to_string(),
-                hint: "fix the template".into(),
-            },
+    let mut out = Limited {
+        bytes: Vec::new(),
+        limit,
+        exceeded: false,
+    };
+    match hb.render_to_write(name, context, &mut out) {
+        Ok(()) => Ok(String::from_utf8_lossy(&out.bytes).into_owned()),
+        Err(_) if out.exceeded => Err(TemplateError {
+            place: name.to_owned(),
+            message: format!("the rendered text is larger than {limit} bytes"),
+            hint: "render less (an {{#each}} over fewer items), or split the template".into(),
+        }),
+        Err(e) => Err(render_error(name, &e)),
+    }
+}
+
+fn render_error(name: &str, e: &handlebars::RenderError) -> TemplateError {
+    let at = place(name, e.line_no, e.column_no);
+    match e.reason() {
+        RenderErrorReason::MissingVariable(Some(path)) => TemplateError {
+            place: at,
+            message: format!("the template references `{path}`, which has no value"),
+            hint: "fix the name, or guard it with {{#if …}}; the embedded templates in templates/ use every value there is".into(),
+        },
+        reason => TemplateError {
+            place: at,
+            message: reason.to_string(),
+            hint: "fix the template".into(),
+        },
+    }
+}
+
+/// A writer that refuses to grow past `limit` bytes.
+struct Limited {
+    bytes: Vec<u8>,
+    limit: usize,
+    exceeded: bool,
+}
+
+impl std::io::Write for Limited {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len().saturating_add(buf.len()) > self.limit {
+            self.exceeded = true;
+            return Err(std::io::Error::other("the size limit is reached"));
         }
-    })
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -129,6 +179,18 @@ mod tests {
         let ctx = json!({"name": "<script>alert(1)</script>", "svg": "<svg></svg>"});
         let out = render("t", "{{name}} {{{svg}}}", Format::Html, &ctx).unwrap();
         assert_eq!(out, "&lt;script&gt;alert(1)&lt;/script&gt; <svg></svg>");
+    }
+
+    #[test]
+    fn plain_text_keeps_values_and_the_limit_is_enforced() {
+        let ctx = json!({"v": "<b>|", "items": vec!["x"; 100]});
+        let out = render_limited("t", "{{v}}", None, &ctx, 100).unwrap();
+        assert_eq!(out, "<b>|");
+        let err =
+            render_limited("t", "{{#each items}}{{this}}{{/each}}", None, &ctx, 99).unwrap_err();
+        assert!(err.message.contains("larger than 99 bytes"), "{err}");
+        let exact = render_limited("t", "{{#each items}}{{this}}{{/each}}", None, &ctx, 100);
+        assert_eq!(exact.unwrap().len(), 100);
     }
 
     #[test]

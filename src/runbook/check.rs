@@ -339,12 +339,16 @@ fn plugin(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
         }
     }
     missing_params(runbook, step, spec, with, diags);
-    if spec.name == "http" {
-        for (key, why) in crate::plugins::http::check_static(with) {
-            let message = format!("step `{id}`: {why}");
-            let hint = spec.param(key).map_or("", |p| p.doc);
-            diags.push(runbook.step_diag(step, &["with", key], message).hint(hint));
-        }
+    let literal_problems = match spec.name {
+        "http" => crate::plugins::http::check_static(with),
+        "sql" => crate::plugins::sql::check_static(with),
+        "render" => crate::plugins::render::check_static(with),
+        _ => Vec::new(),
+    };
+    for (key, why) in literal_problems {
+        let message = format!("step `{id}`: {why}");
+        let hint = spec.param(key).map_or("", |p| p.doc);
+        diags.push(runbook.step_diag(step, &["with", key], message).hint(hint));
     }
 }
 
