@@ -49,6 +49,17 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// How serious a diagnostic is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Severity {
+    /// The file cannot be used until it is fixed.
+    #[default]
+    Error,
+    /// Probably a mistake, but the file works: `validate` prints it and
+    /// still succeeds.
+    Warning,
+}
+
 /// One problem found in an input file.
 #[derive(Clone, Debug)]
 pub struct Diag {
@@ -62,6 +73,8 @@ pub struct Diag {
     pub label: Option<String>,
     /// How to fix it.
     pub hint: Option<String>,
+    /// An error (the default) or a warning.
+    pub severity: Severity,
 }
 
 impl Diag {
@@ -73,7 +86,19 @@ impl Diag {
             message: message.into(),
             label: None,
             hint: None,
+            severity: Severity::Error,
         }
+    }
+
+    /// Makes it a warning: reported, but the file still loads.
+    pub fn warning(mut self) -> Diag {
+        self.severity = Severity::Warning;
+        self
+    }
+
+    /// Whether it is a warning.
+    pub fn is_warning(&self) -> bool {
+        self.severity == Severity::Warning
     }
 
     /// Adds a note under the underlined text.
@@ -110,7 +135,11 @@ impl fmt::Display for Diag {
         let (line, col) = self.file.line_col(self.span.start);
         let source_line = self.file.line_text(line);
         let gutter = " ".repeat(line.to_string().len());
-        writeln!(f, "error: {}", self.message)?;
+        let severity = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        writeln!(f, "{severity}: {}", self.message)?;
         writeln!(f, "{gutter}--> {}:{line}:{col}", self.file.name)?;
         writeln!(f, "{gutter} |")?;
         writeln!(f, "{line} | {source_line}")?;
@@ -143,9 +172,25 @@ impl Diags {
         self.0.is_empty()
     }
 
-    /// `Ok(value)` when nothing was found, otherwise every problem, sorted by place.
+    /// Whether any of them is an error (not a warning).
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(|d| !d.is_warning())
+    }
+
+    /// Takes the warnings out, in the order they were found.
+    pub fn take_warnings(&mut self) -> Vec<Diag> {
+        let (warnings, errors) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(Diag::is_warning);
+        self.0 = errors;
+        warnings
+    }
+
+    /// `Ok(value)` when no error was found (warnings are dropped: take them
+    /// first with [`Diags::take_warnings`]), otherwise every problem,
+    /// sorted by place.
     pub fn into_result<T>(mut self, value: T) -> Result<T, Diags> {
-        if self.0.is_empty() {
+        if !self.has_errors() {
             return Ok(value);
         }
         self.0.sort_by(|a, b| {
@@ -168,8 +213,14 @@ impl fmt::Display for Diags {
         for diag in &self.0 {
             writeln!(f, "{diag}")?;
         }
-        let n = self.0.len();
-        write!(f, "{n} error{}", if n == 1 { "" } else { "s" })
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let warnings = self.0.iter().filter(|d| d.is_warning()).count();
+        let n = self.0.len() - warnings;
+        match (n, warnings) {
+            (_, 0) => write!(f, "{n} error{}", plural(n)),
+            (0, w) => write!(f, "{w} warning{}", plural(w)),
+            (n, w) => write!(f, "{n} error{}, {w} warning{}", plural(n), plural(w)),
+        }
     }
 }
 
@@ -198,6 +249,23 @@ mod tests {
             diag.to_string(),
             "error: bad id\n --> rb.toml:2:6\n  |\n2 | id = \"bäd\"\n  |      ^^^^^ here\n  = hint: rename it\n"
         );
+    }
+
+    #[test]
+    fn warnings_print_as_such_and_do_not_fail_a_result() {
+        let file = SourceFile::new("rb.toml", "id = \"x\"\n");
+        let warning = Diag::new(&file, 5..8, "lonely step").warning();
+        assert!(warning.to_string().starts_with("warning: lonely step\n"));
+        let mut diags = Diags(vec![warning.clone()]);
+        assert!(!diags.has_errors());
+        assert_eq!(diags.clone().into_result(1).unwrap(), 1);
+        diags.push(Diag::new(&file, 0..2, "bad"));
+        assert!(diags.to_string().ends_with("1 error, 1 warning"));
+        let only_warnings = Diags(vec![warning.clone(), warning.clone()]);
+        assert!(only_warnings.to_string().ends_with("\n2 warnings"));
+        let taken = diags.take_warnings();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(diags.to_string().lines().last(), Some("1 error"));
     }
 
     #[test]

@@ -405,7 +405,7 @@ fn a_later_layer_can_remove_what_an_earlier_overlay_added() {
 }
 
 #[test]
-fn overlays_merge_vars_and_inputs_by_name_and_replace_stop_rules() {
+fn overlays_merge_vars_and_inputs_by_name_and_add_to_stop_rules() {
     let (_dir, result) = with_site(
         r##"
 [vars]
@@ -431,8 +431,295 @@ on_stop = ["undo2", "undo"]
         json!({ "region": "ap", "team": "ops", "channel": "#ops" })
     );
     assert_eq!(rb.inputs.keys().collect::<Vec<_>>(), ["contact"]);
-    assert_eq!(rb.stop.on_stop, ["undo2", "undo"]);
-    assert!(rb.stop.windows.is_empty(), "[stop] replaces the base's");
+    assert_eq!(rb.stop.on_stop, ["undo", "undo2"], "added, not repeated");
+    assert_eq!(
+        rb.stop.windows.len(),
+        1,
+        "a site's [stop] keeps the base's windows"
+    );
+    assert_eq!(rb.stop_changes, ["site site added handler `undo2`"]);
+}
+
+// ---------------------------------------------------------------------------
+// [stop] in an overlay: merged entry by entry
+// ---------------------------------------------------------------------------
+
+/// A site named `acme` adding a handler, a window and an option, and
+/// taking the base's window out.
+const STOP_SITE: &str = r#"name = "acme"
+
+[[steps]]
+id = "notify"
+uses = "wait"
+with = { duration = "1s" }
+handler = true
+
+[stop]
+windows = [{ during = "migrate" }]
+on_stop = ["notify"]
+remove_windows = [{ before = "finish" }]
+
+[stop.options.rerun]
+prompt = "Rerun the stopped tasks?"
+default = true
+"#;
+
+#[test]
+fn a_site_stop_table_adds_windows_handlers_and_options_and_removes_what_it_names() {
+    let (_dir, result) = with_site(STOP_SITE);
+    let rb = result.unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(
+        serde_json::to_value(&rb.stop).unwrap(),
+        json!({
+            "windows": [{ "during": "migrate" }],
+            "on_stop": ["undo", "notify"],
+            "options": { "rerun": { "prompt": "Rerun the stopped tasks?", "default": true } },
+        })
+    );
+    assert_eq!(
+        rb.stop_changes,
+        [
+            "site acme removed window until `finish` starts",
+            "site acme added window while `migrate` runs",
+            "site acme added handler `notify`",
+            "site acme added option `rerun`",
+        ]
+    );
+}
+
+#[test]
+fn removing_a_handler_and_listing_it_again_moves_it_last() {
+    let (_dir, result) = with_site(
+        r#"
+[[steps]]
+id = "first"
+uses = "wait"
+with = { duration = "1s" }
+handler = true
+
+[stop]
+remove_handlers = ["undo"]
+on_stop = ["first", "undo"]
+"#,
+    );
+    let rb = result.unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(rb.stop.on_stop, ["first", "undo"]);
+    assert_eq!(rb.stop.windows.len(), 1);
+}
+
+#[test]
+fn a_base_without_stop_rules_gets_the_sites_and_a_site_can_remove_them_all() {
+    let (_dir, result) = with_site(
+        "[stop]
+remove_windows = [{ before = \"finish\" }]
+remove_handlers = [\"undo\"]
+
+[[steps]]
+id = \"undo\"
+handler = false
+needs = [\"finish\"]
+",
+    );
+    let rb = result.unwrap_or_else(|d| panic!("{d}"));
+    assert!(rb.stop.windows.is_empty() && rb.stop.on_stop.is_empty());
+    assert_eq!(
+        rb.stop_changes,
+        [
+            "site site removed window until `finish` starts",
+            "site site removed handler `undo`"
+        ]
+    );
+}
+
+#[test]
+fn removing_stop_entries_the_base_lacks_is_reported_in_the_overlay() {
+    let (dir, result) = with_site(
+        "[stop]
+remove_windows = [{ before = \"prepare\" }]
+remove_handlers = [\"udno\"]
+remove_options = [\"rerun\"]
+",
+    );
+    let diags = result.unwrap_err();
+    assert_eq!(
+        located(&dir, &diags),
+        [
+            (
+                "site.toml:4:19".to_owned(),
+                "cannot remove stop window until `prepare` starts: the runbook below has no such window".to_owned(),
+                "{ before = \"prepare\" }".to_owned(),
+            ),
+            (
+                "site.toml:5:20".to_owned(),
+                "cannot remove stop handler `udno`: the runbook below does not run it".to_owned(),
+                "\"udno\"".to_owned(),
+            ),
+            (
+                "site.toml:6:19".to_owned(),
+                "cannot remove stop option `rerun`: the runbook below has no such option"
+                    .to_owned(),
+                "\"rerun\"".to_owned(),
+            ),
+        ]
+    );
+    assert_eq!(diags.0[1].hint.as_deref(), Some("did you mean `undo`?"));
+}
+
+#[test]
+fn a_missing_handler_a_site_adds_is_reported_in_the_site() {
+    let (dir, result) = with_site(
+        "[stop]
+on_stop = [\"ghost\"]
+windows = [{ during = \"gone\" }]
+",
+    );
+    let diags = result.unwrap_err();
+    assert_eq!(
+        located(&dir, &diags),
+        [
+            (
+                "site.toml:4:12".to_owned(),
+                "stop handler `ghost` does not exist".to_owned(),
+                "\"ghost\"".to_owned(),
+            ),
+            (
+                "site.toml:5:23".to_owned(),
+                "a stop window names `gone`, which does not exist".to_owned(),
+                "\"gone\"".to_owned(),
+            ),
+        ]
+    );
+}
+
+#[test]
+fn plan_says_what_the_site_changed_in_the_stop_rules() {
+    let site = format!("schema = 1\nextends = \"base.toml\"\n{STOP_SITE}");
+    let dir = tree(&[
+        ("base.toml", BASE),
+        ("site.toml", &site),
+        (
+            "up.toml",
+            "runbook = \"base.toml\"\nsite = \"site.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\nmode = \"downtime\"\n",
+        ),
+    ]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["plan", "up.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stop: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "Graceful stop:")
+        .take_while(|l| !l.starts_with("Force stop"))
+        .collect();
+    assert_eq!(
+        stop,
+        [
+            "Graceful stop:",
+            "  allowed while `migrate` runs",
+            "  then runs: undo, notify",
+            "  option rerun = true",
+            "  site acme removed window until `finish` starts",
+            "  site acme added window while `migrate` runs",
+            "  site acme added handler `notify`",
+            "  site acme added option `rerun`",
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Misspelt patches
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_misspelt_patch_names_the_base_step_it_probably_meant() {
+    let (dir, result) = with_site("\n[[steps]]\nid = \"migrat\"\nestimate = \"1h\"\n");
+    let diags = result.unwrap_err();
+    let got = located(&dir, &diags);
+    assert_eq!(
+        got[0],
+        (
+            "site.toml:5:6".to_owned(),
+            "step `migrat` has no `uses`, and the runbook it extends has no step `migrat`"
+                .to_owned(),
+            "\"migrat\"".to_owned(),
+        )
+    );
+    assert!(
+        diags.0[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .starts_with("did you mean `migrate`?"),
+        "{diags}"
+    );
+}
+
+#[test]
+fn a_step_nothing_needs_and_that_needs_nothing_is_a_warning_not_an_error() {
+    let site = "\n[[steps]]\nid = \"migrat\"\nuses = \"wait\"\nwith = { duration = \"1s\" }\n\n[[steps]]\nid = \"tidy\"\nuses = \"wait\"\nwith = { duration = \"1s\" }\n";
+    let (dir, result) = with_site(site);
+    let rb = result.unwrap_or_else(|d| panic!("{d}"));
+    let warnings: Vec<_> = rb
+        .warnings
+        .iter()
+        .map(|d| {
+            (
+                d.location()
+                    .replace(&format!("{}/", dir.path().display()), ""),
+                d.message.clone(),
+                d.hint.clone().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            (
+                "site.toml:5:6".to_owned(),
+                "step `migrat` needs no step and no step needs it: it starts with the upgrade and nothing waits for it".to_owned(),
+                "did you mean to patch `migrate`? A patch names a base step by its exact id; any other id adds a new step".to_owned(),
+            ),
+            (
+                "site.toml:10:6".to_owned(),
+                "step `tidy` needs no step and no step needs it: it starts with the upgrade and nothing waits for it".to_owned(),
+                "give it `needs = [...]`, or make a later step need it (in an overlay: `before = [...]`)".to_owned(),
+            ),
+        ]
+    );
+    assert!(rb.warnings.iter().all(|d| d.is_warning()));
+
+    // `validate` prints them and succeeds.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["validate", "site.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: step `migrat` needs no step"),
+        "{err}"
+    );
+    assert!(err.contains("--> ./site.toml:5:6"), "{err}");
+    assert!(err.trim_end().ends_with("2 warnings"), "{err}");
+    assert!(!err.contains("error"), "{err}");
+}
+
+#[test]
+fn a_single_step_runbook_is_not_warned_about() {
+    let dir = tree(&[(
+        "one.toml",
+        "schema = 1\nname = \"one\"\nversion = \"1.0.0\"\n\n[[steps]]\nid = \"only\"\nuses = \"wait\"\nwith = { duration = \"1s\" }\n",
+    )]);
+    assert!(load_ok(&dir, "one.toml").warnings.is_empty());
 }
 
 #[test]
@@ -650,6 +937,8 @@ fn example_site_adds_patches_and_removes() {
     }
     // The stop and force-stop rules come from the base.
     assert_eq!(rb.stop, base.stop);
+    assert!(rb.stop_changes.is_empty());
+    assert!(rb.warnings.is_empty(), "{:?}", rb.warnings);
     assert_eq!(rb.force_stop.spares, ["backup-database"]);
 }
 

@@ -46,12 +46,18 @@ pub fn validate(refs: &[String]) -> u8 {
     let mut code = exit::OK;
     for reference in refs {
         match crate::runbook::load(reference, Path::new(".")) {
-            Ok(rb) => crate::outln!(
-                "{reference}: ok ({} {}, {} steps)",
-                rb.name,
-                rb.version,
-                rb.steps.len()
-            ),
+            Ok(rb) => {
+                crate::outln!(
+                    "{reference}: ok ({} {}, {} steps)",
+                    rb.name,
+                    rb.version,
+                    rb.steps.len()
+                );
+                // Warnings do not fail the check.
+                if !rb.warnings.is_empty() {
+                    crate::errln!("{}", Diags(rb.warnings));
+                }
+            }
             Err(diags) => code = report(&diags),
         }
     }

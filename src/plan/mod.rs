@@ -269,6 +269,10 @@ pub struct PlanStop {
     pub on_stop: Vec<String>,
     /// Option answers: from the upgrade file, else the default.
     pub options: BTreeMap<String, bool>,
+    /// What site overlays changed in the base's rules, one line each, e.g.
+    /// "site example-site added handler `notify`".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
 }
 
 /// One graceful-stop window.

@@ -214,6 +214,9 @@ fn stop_lines(out: &mut String, plan: &Plan) {
     for (name, value) in &plan.stop.options {
         let _ = writeln!(out, "  option {name} = {value}");
     }
+    for change in &plan.stop.changes {
+        let _ = writeln!(out, "  {change}");
+    }
     let marks: Vec<String> = plan
         .force_stop
         .marks

@@ -828,6 +828,7 @@ fn plan_stop(runbook: &Runbook, upgrade: &Upgrade) -> PlanStop {
                 )
             })
             .collect(),
+        changes: runbook.stop_changes.clone(),
     }
 }
 

@@ -139,11 +139,20 @@ impl Render {
         };
         let empty = json!({});
         let context = ctx.template_context.as_deref().unwrap_or(&empty);
-        let rendered =
-            crate::report::render::render_limited(&name, &text, escape, context, MAX_BYTES)
-                .map_err(|e| format!("{}: {}", e.place, e.message))?;
-        Ok((target, rendered))
+        Ok((target, render_text(&name, &text, escape, context)?))
     }
+}
+
+/// Renders strictly, escaping for `escape`, at most [`MAX_BYTES`]; the
+/// error starts with the template's `name:line:column`.
+fn render_text(
+    name: &str,
+    text: &str,
+    escape: Option<Format>,
+    context: &Value,
+) -> Result<String, String> {
+    crate::report::render::render_limited(name, text, escape, context, MAX_BYTES)
+        .map_err(|e| format!("{}: {}", e.place, e.message))
 }
 
 #[async_trait::async_trait]
@@ -204,6 +213,25 @@ mod tests {
         assert!(output_path(rec, "a/../../x").unwrap_err().contains("`..`"));
         assert!(output_path(rec, "").is_err());
         assert!(output_path(rec, "/").is_err());
+    }
+
+    #[test]
+    fn the_rendered_size_is_bounded() {
+        let line = "x".repeat(1000);
+        let context = json!({ "vars": { "line": line, "n": vec![0; 110] } });
+        let each = "{{#each vars.n}}{{#each @root.vars.n}}{{@root.vars.line}}{{/each}}{{/each}}";
+        let err = render_text("template", each, None, &context).unwrap_err();
+        assert_eq!(
+            err,
+            format!("template: the rendered text is larger than {MAX_BYTES} bytes")
+        );
+        let ok = "{{#each vars.n}}{{@root.vars.line}}{{/each}}";
+        assert_eq!(render_text("t", ok, None, &context).unwrap().len(), 110_000);
+        let missing = render_text("t", "a\n {{vars.nope}}", None, &context).unwrap_err();
+        assert_eq!(
+            missing,
+            "t:2:2: the template references `vars.nope`, which has no value"
+        );
     }
 
     #[test]

@@ -230,10 +230,12 @@ pub fn check_static(with: &BTreeMap<String, Value>) -> Vec<(&'static str, String
     problems
 }
 
-/// A connection for one attempt. Dropping it — also mid-statement, when
-/// the engine drops the step's future on a force-stop — aborts the
-/// connection task, which closes the socket (the server then rolls the
-/// open transaction back), and asks the server to cancel what still runs.
+/// A connection for one attempt. Dropped before its transaction ended —
+/// mid-statement, when the engine drops the step's future on a
+/// force-stop — it aborts the connection task, which closes the socket
+/// (the server then rolls the open transaction back), and asks the server
+/// to cancel what still runs. Dropped after COMMIT or ROLLBACK, the
+/// client's end lets the connection task say goodbye and finish.
 struct Session {
     client: Client,
     connection: tokio::task::JoinHandle<()>,
@@ -242,13 +244,14 @@ struct Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if !self.done {
-            let cancel = self.client.cancel_token();
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    let _ = cancel.cancel_query(NoTls).await;
-                });
-            }
+        if self.done {
+            return;
+        }
+        let cancel = self.client.cancel_token();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = cancel.cancel_query(NoTls).await;
+            });
         }
         self.connection.abort();
     }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::diag::{Diag, Diags, SourceFile};
 use crate::plugins::spec::{self, PluginSpec};
-use crate::runbook::model::{InputType, RunbookFile, SCHEMA_VERSION};
+use crate::runbook::model::{InputType, RunbookFile, SCHEMA_VERSION, StopRules};
 use crate::runbook::resolved::{Runbook, RunbookStep};
 use crate::source::{self, DocPath, Seg, Target};
 use crate::template;
@@ -191,6 +191,7 @@ pub fn check(runbook: &Runbook, diags: &mut Diags) {
         undo(runbook, step, &ids, diags);
     }
     stop_rules(runbook, &ids, diags);
+    disconnected(runbook, diags);
     if let Some(cycle) = find_cycle(runbook) {
         report_cycle(runbook, &cycle, diags);
     }
@@ -275,11 +276,22 @@ fn needs(
 fn plugin(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
     let id = &step.step.id;
     let Some(uses) = &step.step.uses else {
-        diags.push(
-            runbook
+        let diag = match meant_base_step(runbook, step) {
+            // A patch whose id is misspelt adds a step instead.
+            Some(base) => runbook
+                .step_diag(
+                    step,
+                    &["id"],
+                    format!("step `{id}` has no `uses`, and the runbook it extends has no step `{id}`"),
+                )
+                .hint(format!(
+                    "did you mean `{base}`? A patch names a base step by its exact id; any other id adds a new step, which needs `uses`"
+                )),
+            None => runbook
                 .step_diag(step, &["id"], format!("step `{id}` has no `uses`"))
                 .hint("name the plugin that performs it, e.g. `uses = \"exec\"`"),
-        );
+        };
+        diags.push(diag);
         return;
     };
     if uses.starts_with(crate::plugins::external::PREFIX) {
@@ -349,6 +361,61 @@ fn plugin(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
         let message = format!("step `{id}`: {why}");
         let hint = spec.param(key).map_or("", |p| p.doc);
         diags.push(runbook.step_diag(step, &["with", key], message).hint(hint));
+    }
+}
+
+/// For a step an overlay adds: the step of the layers below it whose id
+/// is so close that the overlay probably meant to patch it.
+fn meant_base_step<'a>(runbook: &'a Runbook, step: &RunbookStep) -> Option<&'a str> {
+    let layer = step.origin.defined_in();
+    if layer == 0 {
+        return None;
+    }
+    let below = runbook
+        .steps
+        .iter()
+        .filter(|s| s.origin.defined_in() < layer)
+        .map(|s| s.step.id.as_str());
+    suggest(&step.step.id, below)
+}
+
+/// Warns about steps of the normal flow that need nothing and that nothing
+/// needs: they start with the upgrade and nothing waits for them, which is
+/// rarely meant — most often an overlay's misspelt patch that added a step.
+fn disconnected(runbook: &Runbook, diags: &mut Diags) {
+    let flow: Vec<&RunbookStep> = runbook.steps.iter().filter(|s| !s.is_handler()).collect();
+    if flow.len() < 2 {
+        return;
+    }
+    let needed: HashSet<&str> = runbook
+        .steps
+        .iter()
+        .flat_map(|s| s.step.needs.iter().flatten())
+        .map(String::as_str)
+        .collect();
+    for step in flow {
+        let id = step.step.id.as_str();
+        if step.step.needs.as_ref().is_some_and(|n| !n.is_empty()) || needed.contains(id) {
+            continue;
+        }
+        let hint = match meant_base_step(runbook, step) {
+            Some(base) => format!(
+                "did you mean to patch `{base}`? A patch names a base step by its exact id; any other id adds a new step"
+            ),
+            None => "give it `needs = [...]`, or make a later step need it (in an overlay: `before = [...]`)".into(),
+        };
+        diags.push(
+            runbook
+                .step_diag(
+                    step,
+                    &["id"],
+                    format!(
+                        "step `{id}` needs no step and no step needs it: it starts with the upgrade and nothing waits for it"
+                    ),
+                )
+                .hint(hint)
+                .warning(),
+        );
     }
 }
 
@@ -746,13 +813,35 @@ fn is_ancestor(ancestor: &str, of: &str, ids: &HashMap<&str, &RunbookStep>) -> b
     false
 }
 
+/// A diagnostic at an entry of a merged `[stop]` list: in the last layer
+/// whose own list has it (overlays add to the lists below them), else at
+/// the merged list's `index`.
+fn stop_entry_diag(
+    runbook: &Runbook,
+    key: &str,
+    index: usize,
+    found: impl Fn(&StopRules) -> Option<usize>,
+    below: Option<&str>,
+    message: String,
+) -> Diag {
+    let path = |i: usize| {
+        let p = DocPath::root().key("stop").key(key).index(i);
+        below.map_or(p.clone(), |b| p.key(b))
+    };
+    for layer in runbook.layers.iter().rev() {
+        if let Some(i) = layer.model.stop.as_ref().and_then(&found) {
+            let span = source::locate(&layer.file, &path(i), Target::Value);
+            return Diag::new(&layer.file, span, message);
+        }
+    }
+    runbook.top_diag(&path(index), message)
+}
+
 fn stop_rules(runbook: &Runbook, ids: &HashMap<&str, &RunbookStep>, diags: &mut Diags) {
-    let stop = DocPath::root().key("stop");
-    let main_step = |diags: &mut Diags, path: DocPath, id: &str, role: &str| match ids.get(id) {
-        Some(s) if !s.is_handler() => {}
-        Some(_) => diags.push(
-            runbook
-                .top_diag(&path, format!("{role} names handler step `{id}`"))
+    let main_step = |id: &str, role: &str, at: &dyn Fn(String) -> Diag| match ids.get(id) {
+        Some(s) if !s.is_handler() => None,
+        Some(_) => Some(
+            at(format!("{role} names handler step `{id}`"))
                 .hint("stop windows and spared steps are steps of the normal flow"),
         ),
         None => {
@@ -761,49 +850,54 @@ fn stop_rules(runbook: &Runbook, ids: &HashMap<&str, &RunbookStep>, diags: &mut 
                 ids.keys().copied(),
                 "name a step of this runbook".into(),
             );
-            diags.push(
-                runbook
-                    .top_diag(&path, format!("{role} names `{id}`, which does not exist"))
-                    .hint(hint),
-            );
+            Some(at(format!("{role} names `{id}`, which does not exist")).hint(hint))
         }
     };
     for (i, window) in runbook.stop.windows.iter().enumerate() {
-        let path = stop.key("windows").index(i);
-        match (&window.during, &window.before) {
-            (Some(id), None) => main_step(diags, path.key("during"), id, "a stop window"),
-            (None, Some(id)) => main_step(diags, path.key("before"), id, "a stop window"),
-            _ => diags.push(
-                runbook
-                    .top_diag(
-                        &path,
-                        "a stop window needs exactly one of `during` or `before`",
-                    )
+        let at = |below: Option<&'static str>| {
+            move |message: String| {
+                stop_entry_diag(
+                    runbook,
+                    "windows",
+                    i,
+                    |r| r.windows.iter().position(|w| w == window),
+                    below,
+                    message,
+                )
+            }
+        };
+        let diag = match (&window.during, &window.before) {
+            (Some(id), None) => main_step(id, "a stop window", &at(Some("during"))),
+            (None, Some(id)) => main_step(id, "a stop window", &at(Some("before"))),
+            _ => Some(
+                at(None)("a stop window needs exactly one of `during` or `before`".into())
                     .hint("write `{ during = \"step\" }` or `{ before = \"step\" }`"),
             ),
-        }
+        };
+        diags.0.extend(diag);
     }
     for (i, id) in runbook.force_stop.spares.iter().enumerate() {
-        main_step(
-            diags,
-            DocPath::root().key("force_stop").key("spares").index(i),
-            id,
-            "`force_stop.spares`",
-        );
+        let path = DocPath::root().key("force_stop").key("spares").index(i);
+        let at = |message: String| runbook.top_diag(&path, message);
+        diags.0.extend(main_step(id, "`force_stop.spares`", &at));
     }
     for (i, id) in runbook.stop.on_stop.iter().enumerate() {
-        let path = stop.key("on_stop").index(i);
+        let at = |message: String| {
+            stop_entry_diag(
+                runbook,
+                "on_stop",
+                i,
+                |r| r.on_stop.iter().position(|h| h == id),
+                None,
+                message,
+            )
+        };
         match ids.get(id.as_str()) {
             Some(s) if s.is_handler() => {}
             Some(_) => diags.push(
-                runbook
-                    .top_diag(
-                        &path,
-                        format!("stop handler `{id}` is a step of the normal flow"),
-                    )
-                    .hint(format!(
-                        "mark it `handler = true`, or add a separate handler step for `{id}`"
-                    )),
+                at(format!("stop handler `{id}` is a step of the normal flow")).hint(format!(
+                    "mark it `handler = true`, or add a separate handler step for `{id}`"
+                )),
             ),
             None => {
                 let hint = did_you_mean(
@@ -811,11 +905,7 @@ fn stop_rules(runbook: &Runbook, ids: &HashMap<&str, &RunbookStep>, diags: &mut 
                     ids.keys().copied(),
                     "name a step with `handler = true`".into(),
                 );
-                diags.push(
-                    runbook
-                        .top_diag(&path, format!("stop handler `{id}` does not exist"))
-                        .hint(hint),
-                );
+                diags.push(at(format!("stop handler `{id}` does not exist")).hint(hint));
             }
         }
     }

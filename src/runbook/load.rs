@@ -76,9 +76,13 @@ pub fn load_with_plugins(
     let fallback_base = site.map(|_| RunbookRef::parse(reference, base_dir));
     let mut layers = read_chain(top, fallback_base, &mut diags)?;
     layers.reverse();
-    let runbook = overlay::merge(layers, &mut diags);
+    let mut runbook = overlay::merge(layers, &mut diags);
     check::check(&runbook, &mut diags);
     crate::plugins::external::check::check(&runbook, plugins, &mut diags);
+    // Warnings are for a runbook that loads: next to errors they are
+    // mostly the errors' echo (a step whose `before` is misspelt is also
+    // disconnected).
+    runbook.warnings = diags.take_warnings();
     diags.into_result(runbook)
 }
 

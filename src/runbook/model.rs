@@ -323,6 +323,11 @@ pub struct StopOption {
 }
 
 /// Graceful stop: only inside the windows, and it runs the handlers.
+///
+/// In a site overlay the table merges with the one below it: `windows` and
+/// `on_stop` are added (an entry already there is not repeated), `options`
+/// merge by name, and the `remove_*` lists take entries out first — so
+/// removing a handler and listing it again moves it to the end.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(deny_unknown_fields)]
@@ -336,6 +341,16 @@ pub struct StopRules {
     /// Choices asked at stop time, available to handlers as `stop.NAME`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, StopOption>,
+    /// In an overlay: windows of the runbook below to take out, written as
+    /// they are there, e.g. `[{ before = "shutdown" }]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_windows: Vec<StopWindow>,
+    /// In an overlay: handler ids to take out of the `on_stop` below.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_handlers: Vec<String>,
+    /// In an overlay: stop options of the runbook below to take out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_options: Vec<String>,
 }
 
 /// The mark an operator gives a force-stopped upgrade.

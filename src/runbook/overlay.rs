@@ -5,11 +5,14 @@
 //! its own `needs`, and `before = [...]` makes the named steps wait for it.
 //! `remove = [...]` drops steps and re-links their dependents to the
 //! removed step's own dependencies, so the order around it is kept.
+//! `[stop]` merges too: windows and handlers are added, options merge by
+//! name, and `remove_windows`, `remove_handlers` and `remove_options` take
+//! entries of the layers below out; each change is recorded for `plan`.
 
 use std::collections::HashMap;
 
 use crate::diag::{Diag, Diags};
-use crate::runbook::model::{ForceStopMark, ForceStopRules, Step, StopRules};
+use crate::runbook::model::{ForceStopMark, ForceStopRules, Step, StopRules, StopWindow};
 use crate::runbook::resolved::{Layer, Runbook, RunbookStep, StepOrigin};
 use crate::source::{self, DocPath, Target};
 use crate::version::ModeRule;
@@ -30,6 +33,8 @@ pub fn merge(layers: Vec<Layer>, diags: &mut Diags) -> Runbook {
         vars: Default::default(),
         steps: Vec::new(),
         stop: StopRules::default(),
+        stop_changes: Vec::new(),
+        warnings: Vec::new(),
         force_stop: ForceStopRules {
             marks: vec![ForceStopMark::Succeeded, ForceStopMark::Failed],
             warning: None,
@@ -64,7 +69,7 @@ fn apply_layer(runbook: &mut Runbook, layer_index: usize, layer: &Layer, diags: 
     runbook.inputs.extend(model.inputs.clone());
     runbook.vars.extend(model.vars.clone());
     if let Some(stop) = &model.stop {
-        runbook.stop = stop.clone();
+        merge_stop(runbook, layer_index, layer, stop, diags);
     }
     if let Some(force_stop) = &model.force_stop {
         runbook.force_stop = force_stop.clone();
@@ -185,6 +190,114 @@ fn apply_layer(runbook: &mut Runbook, layer_index: usize, layer: &Layer, diags: 
                 .hint("list the ids of base steps; `runbook plan` shows them"),
             );
         }
+    }
+}
+
+/// Merges a layer's `[stop]` into the rules so far: removals first, then
+/// additions (no duplicates), then options by name. Changes an overlay
+/// makes are noted in `runbook.stop_changes`.
+fn merge_stop(
+    runbook: &mut Runbook,
+    layer_index: usize,
+    layer: &Layer,
+    stop: &StopRules,
+    diags: &mut Diags,
+) {
+    let mut changes = Vec::new();
+    let rules = &mut runbook.stop;
+    let not_found = |key: &str, i: usize, message: String, hint: &str| {
+        let path = DocPath::root().key("stop").key(key).index(i);
+        let span = source::locate(&layer.file, &path, Target::Value);
+        Diag::new(&layer.file, span, message).hint(hint.to_owned())
+    };
+    for (i, window) in stop.remove_windows.iter().enumerate() {
+        match rules.windows.iter().position(|w| w == window) {
+            Some(at) => {
+                rules.windows.remove(at);
+                changes.push(format!("removed window {}", describe_window(window)));
+            }
+            None => diags.push(not_found(
+                "remove_windows",
+                i,
+                format!(
+                    "cannot remove stop window {}: the runbook below has no such window",
+                    describe_window(window)
+                ),
+                "write the window as the base does, e.g. { before = \"shutdown\" }; `runbook plan` lists them",
+            )),
+        }
+    }
+    for (i, id) in stop.remove_handlers.iter().enumerate() {
+        match rules.on_stop.iter().position(|h| h == id) {
+            Some(at) => {
+                rules.on_stop.remove(at);
+                changes.push(format!("removed handler `{id}`"));
+            }
+            None => {
+                let hint =
+                    crate::runbook::check::suggest(id, rules.on_stop.iter().map(String::as_str))
+                        .map_or_else(
+                            || {
+                                "list handlers of the base's `on_stop`; `runbook plan` shows them"
+                                    .to_owned()
+                            },
+                            |s| format!("did you mean `{s}`?"),
+                        );
+                diags.push(not_found(
+                    "remove_handlers",
+                    i,
+                    format!("cannot remove stop handler `{id}`: the runbook below does not run it"),
+                    &hint,
+                ));
+            }
+        }
+    }
+    for (i, name) in stop.remove_options.iter().enumerate() {
+        if rules.options.remove(name).is_some() {
+            changes.push(format!("removed option `{name}`"));
+        } else {
+            diags.push(not_found(
+                "remove_options",
+                i,
+                format!("cannot remove stop option `{name}`: the runbook below has no such option"),
+                "list options of the base's [stop.options]",
+            ));
+        }
+    }
+    for window in &stop.windows {
+        if !rules.windows.contains(window) {
+            rules.windows.push(window.clone());
+            changes.push(format!("added window {}", describe_window(window)));
+        }
+    }
+    for id in &stop.on_stop {
+        if !rules.on_stop.contains(id) {
+            rules.on_stop.push(id.clone());
+            changes.push(format!("added handler `{id}`"));
+        }
+    }
+    for (name, option) in &stop.options {
+        match rules.options.insert(name.clone(), option.clone()) {
+            None => changes.push(format!("added option `{name}`")),
+            Some(old) if old != *option => changes.push(format!("changed option `{name}`")),
+            Some(_) => {}
+        }
+    }
+    if layer_index > 0 {
+        runbook.stop_changes.extend(
+            changes
+                .into_iter()
+                .map(|change| format!("site {} {change}", layer.name)),
+        );
+    }
+}
+
+/// A stop window as `plan` words it.
+fn describe_window(window: &StopWindow) -> String {
+    match (&window.during, &window.before) {
+        (Some(d), _) => format!("while `{d}` runs"),
+        (_, Some(b)) => format!("until `{b}` starts"),
+        _ => "(empty)".into(),
     }
 }
 

@@ -80,6 +80,11 @@ pub struct Runbook {
     pub steps: Vec<RunbookStep>,
     /// Graceful-stop rules.
     pub stop: StopRules,
+    /// What overlays changed in the graceful-stop rules, one line each,
+    /// e.g. "site example-site added handler `notify`".
+    pub stop_changes: Vec<String>,
+    /// Warnings of the checks: the runbook loads, but probably not as meant.
+    pub warnings: Vec<Diag>,
     /// Force-stop rules.
     pub force_stop: ForceStopRules,
     /// The announcement template and where it came from, if any layer sets one.
