@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::json;
 
+use crate::cli::operator::{self, open};
 use crate::cli::run::{RunFlags, block_on, record_options, run_error};
 use crate::engine::apply;
 use crate::exit;
@@ -34,13 +35,16 @@ pub fn print_left(state: &Path, record: RecordId) {
     let Ok(store) = SqliteStore::open(state) else {
         return;
     };
-    let armed = store.armed(record).unwrap_or_default();
-    if armed.is_empty() {
+    let Ok(found) = store.record(record) else {
+        return;
+    };
+    let left = operator::outstanding_lines(&store, &found);
+    if left.is_empty() {
         return;
     }
-    crate::errln!("left flipped on the platform ({}):", armed.len());
-    for o in &armed {
-        crate::errln!("  {}", o.describe());
+    crate::errln!("left flipped on the platform ({}):", left.len());
+    for line in &left {
+        crate::errln!("  {line}");
     }
     crate::errln!(
         "  `runbook undo --outstanding --record {record}` puts back the safe ones; `runbook waive ID --reason TEXT` accepts one"
@@ -49,40 +53,26 @@ pub fn print_left(state: &Path, record: RecordId) {
 
 /// The record named, else the open one, else the newest with armed obligations.
 fn target(store: &SqliteStore, record: Option<i64>) -> Result<Record, u8> {
-    let fail = |e: crate::store::StoreError| {
-        crate::errln!("error: {e}");
-        exit::BAD_INPUT
-    };
-    if let Some(id) = record {
-        return store.record(RecordId(id)).map_err(fail);
+    if record.is_some() || matches!(store.active(), Ok(Some(_))) {
+        return operator::target(store, record);
     }
-    if let Some(open) = store.active().map_err(fail)? {
-        return Ok(open);
+    let newest = store.armed_counts().and_then(|counts| {
+        Ok(store
+            .history()?
+            .into_iter()
+            .find(|r| counts.contains_key(&r.id)))
+    });
+    match newest {
+        Ok(Some(record)) => Ok(record),
+        Ok(None) => {
+            crate::outln!("no record has armed obligations: nothing is left flipped");
+            Err(exit::OK)
+        }
+        Err(e) => {
+            crate::errln!("error: {e}");
+            Err(exit::INTERNAL)
+        }
     }
-    let counts = store.armed_counts().map_err(fail)?;
-    store
-        .history()
-        .map_err(fail)?
-        .into_iter()
-        .find(|r| counts.contains_key(&r.id))
-        .ok_or_else(|| {
-            crate::errln!("no record has armed obligations: nothing is left flipped");
-            exit::OK
-        })
-}
-
-fn open(state: &Path) -> Result<SqliteStore, u8> {
-    if !state.exists() {
-        crate::errln!(
-            "error: no state store at {} (pass --state, or set RUNBOOK_STATE)",
-            state.display()
-        );
-        return Err(exit::BAD_INPUT);
-    }
-    SqliteStore::open(state).map_err(|e| {
-        crate::errln!("error: {e}");
-        exit::INTERNAL
-    })
 }
 
 /// `runbook undo --outstanding [--record N] [--yes]`.

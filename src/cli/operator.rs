@@ -20,7 +20,7 @@ use crate::store::{
 /// How long a command waits for the engine's answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(15);
 
-fn open(state: &Path) -> Result<SqliteStore, u8> {
+pub(crate) fn open(state: &Path) -> Result<SqliteStore, u8> {
     open_with(state, |p| SqliteStore::open(p))
 }
 
@@ -47,7 +47,7 @@ fn open_with(
     })
 }
 
-fn target(store: &SqliteStore, record: Option<i64>) -> Result<Record, u8> {
+pub(crate) fn target(store: &SqliteStore, record: Option<i64>) -> Result<Record, u8> {
     let found = match record {
         Some(id) => store.record(RecordId(id)).map(Some),
         None => store.active(),

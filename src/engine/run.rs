@@ -1004,6 +1004,13 @@ impl Engine {
             let run = executor.run(&ctx);
             tokio::pin!(run);
             let mut poll = tokio::time::interval(self.config.poll);
+            // Its own timeout, as in the normal flow: an undo or a handler
+            // that hangs must not keep an unattended run waiting forever
+            // (tokio clamps the far future when there is none).
+            let limit = handler.timeout_seconds.map(Duration::from_secs);
+            let expiry =
+                tokio::time::sleep(limit.unwrap_or(Duration::from_secs(u64::from(u32::MAX))));
+            tokio::pin!(expiry);
             outcome = loop {
                 tokio::select! {
                     biased;
@@ -1011,6 +1018,12 @@ impl Engine {
                         let _ = self.on_report(report);
                     }
                     outcome = &mut run => break outcome,
+                    () = &mut expiry, if limit.is_some() => {
+                        break Outcome::failed(format!(
+                            "timed out after {}",
+                            crate::duration::format(limit.unwrap_or_default())
+                        ));
+                    }
                     _ = poll.tick() => {
                         let _ = self.on_commands();
                         if self.cut_short().is_some() {

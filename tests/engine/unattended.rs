@@ -487,3 +487,46 @@ undo = {{ {field} }}
         assert!(err.contains(key), "{err}");
     }
 }
+
+#[test]
+fn a_stop_handler_that_hangs_fails_at_its_timeout_and_the_run_still_ends() {
+    let site = Site::new(
+        &format!(
+            r#"
+[[steps]]
+id = "drain"
+uses = "exec"
+with = {{ shell = "{}" }}
+
+[[steps]]
+id = "stuck-handler"
+uses = "exec"
+handler = true
+timeout = "1s"
+with = {{ shell = "sleep 600" }}
+
+[stop]
+windows = [{{ during = "drain" }}]
+on_stop = ["stuck-handler"]
+"#,
+            hold("never")
+        ),
+        "",
+    );
+    let mut runner = site.start();
+    site.wait_state("drain", StepState::Running);
+    assert_exit(&site.run(&["stop"]), 0);
+    assert_runner_exit(&mut runner, 3);
+    let finished = site
+        .events()
+        .into_iter()
+        .find(|e| e.kind == "handler-finished")
+        .expect("the handler's end is journaled");
+    assert!(
+        finished.data["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("timed out after 1s")),
+        "{}",
+        finished.data
+    );
+}
