@@ -48,6 +48,7 @@ fn commit_cost(dir: &Path) -> Duration {
             plan_digest: String::new(),
             plan_json: "{}".into(),
             status: RecordStatus::Configuring,
+            driven: false,
         })
         .expect("record");
     let change = [Change::Event {

@@ -94,6 +94,7 @@ fn context(facts: &Facts) -> ReportContext {
             target_version: "V5.1.2.02".into(),
             started: when.clone(),
             completed: when.clone(),
+            tasks_force_stopped: None,
             duration: "001:00:00".into(),
         },
         windows: vec![Window {

@@ -66,6 +66,10 @@ enum Command {
         upgrade: PathBuf,
         #[arg(long)]
         state: Option<PathBuf>,
+        /// Replace the configuration of this saved record (still Configuring)
+        /// instead of creating one: the upgrade manager's "Continue Upgrade ... edit".
+        #[arg(long)]
+        record: Option<i64>,
     },
     /// Cancel a record that is still being configured.
     Cancel {
@@ -93,6 +97,31 @@ enum Command {
         /// With --follow: give up after this long (e.g. 30s, 10m) with exit code 6.
         #[arg(long, requires = "follow", value_parser = parse_duration)]
         timeout: Option<std::time::Duration>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// The verification figures, live from the platform: recent instances,
+    /// 7-day average, status distribution and the instances that failed
+    /// today but succeeded yesterday.
+    Verify {
+        /// The record (default: the one in progress, else the latest).
+        record: Option<i64>,
+        /// Keep monitoring: print the failed-today list again every 20 s,
+        /// for 30 minutes (the seed's monitoring after an upgrade).
+        #[arg(long)]
+        follow: bool,
+        /// With --follow: the refresh period.
+        #[arg(long, requires = "follow", value_parser = parse_duration, default_value = "20s")]
+        every: std::time::Duration,
+        /// With --follow: how long to monitor.
+        #[arg(long = "for", requires = "follow", value_parser = parse_duration, default_value = "30m")]
+        period: std::time::Duration,
+        /// Tenant filter (default all).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// json: one object per refresh.
+        #[arg(long, value_enum, default_value_t = runbook::cli::verify::VerifyFormat::Text)]
+        format: runbook::cli::verify::VerifyFormat,
         #[arg(long)]
         state: Option<PathBuf>,
     },
@@ -293,7 +322,11 @@ fn run() -> u8 {
         Command::Run { upgrade, flags } => run::run(&upgrade, &flags),
         Command::Apply { plan, flags } => run::apply_file(&plan, &flags),
         Command::Resume { record, flags } => run::resume(record, &flags),
-        Command::Save { upgrade, state: s } => run::save(&upgrade, s.as_deref()),
+        Command::Save {
+            upgrade,
+            state: s,
+            record,
+        } => run::save(&upgrade, s.as_deref(), record),
         Command::Cancel { record, state: s } => run::cancel(record, s.as_deref()),
         Command::Status {
             record,
@@ -301,6 +334,25 @@ fn run() -> u8 {
             timeout,
             state: s,
         } => operator::status(&state(&s), record, follow, timeout),
+        Command::Verify {
+            record,
+            follow,
+            every,
+            period,
+            tenant,
+            format,
+            state: s,
+        } => runbook::cli::verify::verify(
+            &state(&s),
+            &runbook::cli::verify::VerifyArgs {
+                record,
+                follow,
+                every,
+                period,
+                tenant,
+                format,
+            },
+        ),
         Command::Stop {
             rerun_stopped,
             record,

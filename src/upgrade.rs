@@ -118,6 +118,12 @@ pub struct Decisions {
     /// Data-update tasks to skip (metadata acquisition can never be skipped).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skip_data_update_tasks: Vec<String>,
+    /// Which running task instances the force-stop step stops: "all" (the
+    /// default, the seed's "Force Stop All Tasks") or a list of instance
+    /// ids (the seed's "select one or more tasks"); the step then waits for
+    /// the others to finish on their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_stop_tasks: Option<ForceStopTasks>,
     /// Policy for a non-idempotent step interrupted by a crash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<Interrupted>,
@@ -132,6 +138,17 @@ pub struct Decisions {
     /// step's own `pause_deadline` wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_deadline: Option<String>,
+}
+
+/// `decisions.force_stop_tasks`: "all" or instance ids.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ForceStopTasks {
+    /// A keyword; only "all" is valid (checked when planning, with a
+    /// located error).
+    Keyword(String),
+    /// These running instances.
+    Ids(Vec<u64>),
 }
 
 /// What an unattended run does at a pause.

@@ -258,3 +258,64 @@ fn the_config_check_step_fails_on_a_blocking_verdict_and_passes_otherwise() {
     let out = run(dir.path(), &["run", "up.toml", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// The plan says the package's values.yaml will be used: the application
+/// upgrade hands the checked package to the platform, which then runs it
+/// (`sim show` names it; the online values are the package's).
+#[test]
+fn the_application_upgrade_hands_the_checked_package_to_the_platform() {
+    let dir = package_site(VALUES);
+    let out = run(dir.path(), &["run", "up.toml", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let show = stdout(&run(dir.path(), &["sim", "show"]));
+    assert!(
+        show.contains("configuration: site.zip (non-standard, sha256 "),
+        "{show}"
+    );
+    assert!(show.contains("files: values.yaml"), "{show}");
+    let json: serde_json::Value = serde_json::from_str(&stdout(&run(
+        dir.path(),
+        &["sim", "show", "--format", "json"],
+    )))
+    .unwrap();
+    assert_eq!(json["configuration"]["name"], "site.zip");
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(".runbook/sim.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        state["online_values"], VALUES,
+        "the platform runs the package's values.yaml"
+    );
+}
+
+/// A package changed after the plan checked it is never handed over: the
+/// application upgrade refuses it with both digests and what to do.
+#[test]
+fn a_package_changed_after_the_check_is_refused_by_the_application_upgrade() {
+    let dir = package_site(VALUES);
+    let out = run(dir.path(), &["save", "up.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::write(
+        dir.path().join("site.zip"),
+        packages::non_standard(
+            "metadata:\n  database:\n    host: other-db\n    port: 5432\n",
+            None,
+        ),
+    )
+    .unwrap();
+    let out = run(dir.path(), &["resume", "--yes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "the step pauses: {}",
+        stderr(&out)
+    );
+    let status = stdout(&run(dir.path(), &["status"]));
+    assert!(status.contains("changed after it was checked"), "{status}");
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(".runbook/sim.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(state.get("configuration").is_none(), "nothing was applied");
+}

@@ -33,6 +33,8 @@ use runbook::version::Version;
 
 #[path = "e2e/exit_paths.rs"]
 mod exit_paths;
+#[path = "e2e/seed_rules.rs"]
+mod seed_rules;
 
 /// How long one whole upgrade may take before the test gives up on it.
 const RUN_DEADLINE: Duration = Duration::from_secs(60);
@@ -655,11 +657,25 @@ fn assert_semi_downtime_windows(rows: &[StepRow], record: &Record, pre_upgrade: 
     );
 }
 
-/// The status changes the run printed: Verifying only after maintenance
-/// mode was exited, then Succeeded.
+/// The status changes the run printed: Upgrading once the risk
+/// declaration is made (the record was Configuring until then, as in the
+/// upgrade manager), before maintenance mode is entered; Verifying only
+/// after maintenance mode was exited; then Succeeded.
 fn assert_verifying_after_exit(done: &Finished) {
-    assert_eq!(done.statuses(), ["verifying", "succeeded"]);
+    assert_eq!(done.statuses(), ["upgrading", "verifying", "succeeded"]);
     let events = done.events();
+    let upgrading_at = events
+        .iter()
+        .position(|e| e["kind"] == "status" && e["status"] == "upgrading")
+        .unwrap();
+    let entered_at = events
+        .iter()
+        .position(|e| e["kind"] == "time" && e["which"] == "maintenance-entered")
+        .expect("the run printed when maintenance mode was entered");
+    assert!(
+        upgrading_at < entered_at,
+        "Upgrading only after maintenance mode was entered"
+    );
     let exit_at = events
         .iter()
         .position(|e| e["kind"] == "time" && e["which"] == "maintenance-exited")
@@ -859,7 +875,7 @@ fn zero_downtime_never_locks_users_out_and_never_verifies() {
 
     // Never Verifying: not in the status changes the run printed, and no
     // step of the plan is in the verify phase.
-    assert_eq!(done.statuses(), ["succeeded"]);
+    assert_eq!(done.statuses(), ["upgrading", "succeeded"]);
     let plan: Value = serde_json::from_str(&store.plan_json(record.id).unwrap()).unwrap();
     let phases: Vec<&str> = plan["steps"]
         .as_array()

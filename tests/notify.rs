@@ -210,8 +210,13 @@ fn a_gate_nobody_can_answer_at_a_terminal_notifies_gate_waiting() {
         eprintln!("skipped: `script` (util-linux) is needed for a pseudo-terminal");
         return;
     }
+    // A step runs before the gate: the upgrade has started (a gate asked
+    // before anything ran is the risk declaration, which leaves the record
+    // Configuring, and an unattended start of it is refused up front).
     let dir = site(
-        "[[steps]]\nid = \"approve-me\"\nuses = \"gate\"\ngate = { kind = \"confirm\", prompt = \"Go ahead?\" }\n",
+        &format!(
+            "{OK_STEP}[[steps]]\nid = \"approve-me\"\nuses = \"gate\"\nneeds = [\"work\"]\ngate = {{ kind = \"confirm\", prompt = \"Go ahead?\" }}\n"
+        ),
         "[[notify]]\non = [\"gate-waiting\", \"succeeded\"]\nexec = [\"./hook.sh\"]\n",
     );
     recorder(dir.path());

@@ -650,3 +650,129 @@ fn status_follow_exits_5_after_an_engine_left_saying_it_paused_and_times_out_oth
         (!common::alive(pid)).then_some(())
     });
 }
+
+fn require_tmux() -> bool {
+    if tmux_installed() {
+        return true;
+    }
+    if std::env::var_os("RUNBOOK_SKIP_TMUX").is_some() {
+        eprintln!("skipped: no tmux and RUNBOOK_SKIP_TMUX is set");
+        return false;
+    }
+    panic!(
+        "tmux is not installed (apt-get install -y tmux; .ci/run installs it); \
+         set RUNBOOK_SKIP_TMUX=1 to skip this test on purpose"
+    );
+}
+
+/// The seed's record: Configuring until the risk declaration is made, then
+/// Upgrading. A gate approved with `runbook ack` from another terminal
+/// leaves nothing behind that would swallow the next answer typed at the
+/// run's terminal, and each question is shown once.
+#[test]
+fn a_gate_approved_elsewhere_does_not_swallow_the_next_answer_typed_here() {
+    if !require_tmux() {
+        return;
+    }
+    let site = Site::new(
+        "[[steps]]\nid = \"risk\"\nuses = \"gate\"\ngate = { kind = \"acknowledge\", prompt = \"Risk declaration: users are locked out.\" }\n\n\
+         [[steps]]\nid = \"work\"\nuses = \"exec\"\nneeds = [\"risk\"]\nwith = { argv = [\"true\"] }\n\n\
+         [[steps]]\nid = \"second\"\nuses = \"gate\"\nneeds = [\"work\"]\ngate = { kind = \"confirm\", prompt = \"Second question?\" }\n\n\
+         [[steps]]\nid = \"after\"\nuses = \"exec\"\nneeds = [\"second\"]\nwith = { shell = \"touch after.done\" }\n",
+    );
+    let exe = env!("CARGO_BIN_EXE_runbook");
+    let tmux = Tmux::start(
+        site.dir.path(),
+        &format!("'{exe}' run up.toml; echo $? > run.code; exec sleep 600"),
+    );
+    until("the risk declaration on the terminal", || {
+        tmux.screen().contains("Risk declaration").then_some(())
+    });
+    assert_eq!(
+        site.record().status,
+        RecordStatus::Configuring,
+        "Upgrading only once the risk declaration is made"
+    );
+
+    // Approved from elsewhere: the run's terminal moves on to the next
+    // question, which is shown once.
+    let ack = site.run(&["ack", "risk"]);
+    assert_code(&ack, 0, "ack risk");
+    let screen = until("the second question", || {
+        let screen = tmux.screen();
+        screen.contains("Second question?").then_some(screen)
+    });
+    assert_eq!(site.record().status, RecordStatus::Upgrading, "{screen}");
+    tmux.type_line("y");
+    assert_eq!(site.wait_file("run.code"), "0", "{}", tmux.screen());
+    assert!(site.path("after.done").exists());
+    let screen = tmux.screen();
+    assert_eq!(
+        screen.matches("[second] Second question?").count(),
+        1,
+        "the question is shown once:\n{screen}"
+    );
+    let gate = site.step("second").unwrap();
+    assert_eq!(gate.state, StepState::Succeeded);
+    let answered = site
+        .store()
+        .events(site.record().id, 0)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "gate-answered" && e.step.as_deref() == Some("second"))
+        .expect("the second gate was answered");
+    assert_eq!(answered.data["by"], "terminal");
+}
+
+/// The Complete gate shows the verification figures (recent instances,
+/// 7-day average, distribution, failed-today count) above its question,
+/// and they are journaled with it.
+#[test]
+fn the_complete_gate_shows_the_verification_figures_before_it_asks() {
+    if !require_tmux() {
+        return;
+    }
+    let site = Site::new(
+        "[[steps]]\nid = \"verify\"\nuses = \"platform.verify\"\nphase = \"verify\"\n\n\
+         [[steps]]\nid = \"complete\"\nuses = \"gate\"\nphase = \"verify\"\nneeds = [\"verify\"]\n\
+         gate = { kind = \"confirm\", show = \"{{steps.verify.outputs.summary}}\", prompt = \"Is the upgrade result as expected?\" }\n",
+    );
+    let up = site.path("up.toml");
+    let text = std::fs::read_to_string(&up).unwrap();
+    std::fs::write(&up, format!("{text}\n[platform]\nkind = \"sim\"\n")).unwrap();
+    let init = site.run(&["sim", "init", "--version", "5.0.0", "--time-scale", "0"]);
+    assert_code(&init, 0, "sim init");
+    let exe = env!("CARGO_BIN_EXE_runbook");
+    let tmux = Tmux::start(
+        site.dir.path(),
+        &format!("'{exe}' run up.toml; echo $? > run.code; exec sleep 600"),
+    );
+    let screen = until("the Complete question", || {
+        let screen = tmux.screen();
+        screen
+            .contains("Is the upgrade result as expected?")
+            .then_some(screen)
+    });
+    let figures = [
+        "Recent production instances:",
+        "7-day average instances (T-8 to T-2):",
+        "Status distribution for ",
+        "Failed today but succeeded yesterday:",
+    ];
+    for figure in figures {
+        assert!(screen.contains(figure), "{figure}:\n{screen}");
+    }
+    let asked = site
+        .store()
+        .events(site.record().id, 0)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "gate-asked" && e.step.as_deref() == Some("complete"))
+        .unwrap();
+    let shown = asked.data["shown"].as_str().unwrap_or_default();
+    for figure in figures {
+        assert!(shown.contains(figure), "{figure} journaled: {shown}");
+    }
+    tmux.type_line("yes");
+    assert_eq!(site.wait_file("run.code"), "0", "{}", tmux.screen());
+}

@@ -10,6 +10,7 @@ pub mod preview;
 pub mod run;
 pub mod serve;
 pub mod sim;
+pub mod verify;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -47,6 +47,21 @@ fn open_with(
     })
 }
 
+/// The named record, else the one in progress, else the latest (what
+/// `status` and `verify` show after an upgrade closed).
+pub(crate) fn record_or_latest(store: &SqliteStore, record: Option<i64>) -> Result<Record, u8> {
+    match record {
+        Some(_) => target(store, record),
+        None => match store.active() {
+            Ok(Some(r)) => Ok(r),
+            _ => match store.history() {
+                Ok(h) if !h.is_empty() => Ok(h[0].clone()),
+                _ => target(store, None),
+            },
+        },
+    }
+}
+
 pub(crate) fn target(store: &SqliteStore, record: Option<i64>) -> Result<Record, u8> {
     let found = match record {
         Some(id) => store.record(RecordId(id)).map(Some),
@@ -429,17 +444,7 @@ pub fn status(state: &Path, record: Option<i64>, follow: bool, timeout: Option<D
         Ok(s) => s,
         Err(code) => return code,
     };
-    let record = match record {
-        Some(_) => target(&store, record),
-        None => match store.active() {
-            Ok(Some(r)) => Ok(r),
-            _ => match store.history() {
-                Ok(h) if !h.is_empty() => Ok(h[0].clone()),
-                _ => target(&store, None),
-            },
-        },
-    };
-    let record = match record {
+    let record = match record_or_latest(&store, record) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -594,6 +599,12 @@ fn describe(store: &SqliteStore, record: &Record) -> String {
         ts(record.scheduling_resumed_at),
         ts(record.completed_at)
     ));
+    if let Some(at) = record.tasks_force_stopped_at {
+        out.push_str(&format!(
+            "running tasks force-stopped: completed {}\n\n",
+            ts(Some(at))
+        ));
+    }
     out.push_str(&crate::cli::obligations::status_section(store, record.id));
     let progress = latest_progress(store, record.id);
     for row in store.steps(record.id).unwrap_or_default() {

@@ -228,7 +228,7 @@ fn finish(result: Result<(RecordId, Ending), RunError>, state: &Path) -> u8 {
 
 /// `runbook save UPGRADE.toml`: keep the configuration as a record in
 /// status Configuring, to start later with `runbook resume`.
-pub fn save(upgrade: &Path, state: Option<&Path>) -> u8 {
+pub fn save(upgrade: &Path, state: Option<&Path>, record: Option<i64>) -> u8 {
     let plan = match make_plan(upgrade) {
         Ok(plan) => plan,
         Err(diags) => return report(&diags),
@@ -243,10 +243,16 @@ pub fn save(upgrade: &Path, state: Option<&Path>) -> u8 {
                 .map(Into::into)
         })
         .unwrap_or_else(|| crate::cli::state_path(None));
-    match apply::save(&plan, &state) {
+    let edited = record.is_some();
+    match apply::save(&plan, &state, record.map(RecordId)) {
         Ok(record) => {
+            let what = if edited {
+                "configuration replaced"
+            } else {
+                "saved"
+            };
             crate::outln!(
-                "record {record} saved (Configuring); start it with `runbook resume {record}`, or `runbook cancel {record}`"
+                "record {record} {what} (Configuring); start it with `runbook resume {record}`, or `runbook cancel {record}`"
             );
             exit::OK
         }

@@ -40,6 +40,13 @@ pub enum SimCommand {
         /// reports escape `<script>alert(1)</script>`.
         #[arg(long = "task-name", value_name = "NODE=NAME")]
         task_names: Vec<String>,
+        /// Data backfill instances waiting for dispatch (the schedule switch
+        /// does not hold them; the execution switch does).
+        #[arg(long, default_value_t = 0)]
+        backfill: u32,
+        /// Ad-hoc queries waiting for dispatch (held like backfill).
+        #[arg(long, default_value_t = 0)]
+        ad_hoc: u32,
     },
     /// Summarise the simulated platform.
     Show {
@@ -100,6 +107,8 @@ pub fn sim_cmd(command: SimCommand) -> u8 {
             instances_per_day,
             faults,
             task_names,
+            backfill,
+            ad_hoc,
         } => {
             let defaults = SimSettings::default();
             let settings = (|| -> Result<SimSettings, String> {
@@ -110,6 +119,8 @@ pub fn sim_cmd(command: SimCommand) -> u8 {
                     resources_sufficient: !insufficient_resources,
                     time_scale: time_scale.unwrap_or(defaults.time_scale),
                     instances_per_day: instances_per_day.unwrap_or(defaults.instances_per_day),
+                    backfill,
+                    ad_hoc,
                     faults: faults
                         .iter()
                         .map(|f| f.parse())

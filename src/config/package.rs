@@ -247,3 +247,35 @@ fn push_capped(into: &mut Vec<u8>, buf: &[u8], cap: usize) -> std::io::Result<()
     into.extend_from_slice(buf);
     Ok(())
 }
+
+/// SHA-256 of the file at `path`, streamed (a package may be large), as
+/// lowercase hex: what the plan records of a checked package, so the
+/// upgrade hands over exactly the package that was checked.
+pub fn sha256_of(path: &Path) -> std::io::Result<String> {
+    use sha2::Sha256;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// The site's files of a package (not the standard template, which the
+/// platform ships): `values.yaml` and `overlay.yaml` of a non-standard
+/// package, every YAML document of a standard one, as `(path, text)`.
+pub fn site_files(package: &Package) -> Vec<(String, String)> {
+    let name = |f: &SourceFile| match f.name.split_once('!') {
+        Some((_, entry)) => entry.to_owned(),
+        None => Path::new(&f.name)
+            .file_name()
+            .map_or_else(|| f.name.clone(), |n| n.to_string_lossy().into_owned()),
+    };
+    match package {
+        Package::Standard { files, .. } => {
+            files.iter().map(|f| (name(f), f.text.clone())).collect()
+        }
+        Package::NonStandard(ns) => [(VALUES, &ns.values), (OVERLAY, &ns.overlay)]
+            .into_iter()
+            .filter_map(|(path, f)| f.as_ref().map(|f| (path.to_owned(), f.text.clone())))
+            .collect(),
+    }
+}

@@ -121,7 +121,9 @@ pub async fn apply(plan: Plan, options: RunOptions) -> Result<(RecordId, Ending)
     // the preflight below would only say the plan is stale).
     refuse_open(&store)?;
     let decider = preflight(&plan, &options).await?;
-    let record = create(&store, &plan, RecordStatus::Upgrading)?;
+    // Configuring until the risk declaration is made (the first step
+    // starts): declining it leaves no Upgrading, Stopped or Failed record.
+    let record = create(&store, &plan, true)?;
     let _claim = Claim(Arc::clone(&store), record);
     start(&store, record, plan, options, decider).await
 }
@@ -173,10 +175,20 @@ impl Drop for Claim {
 /// `runbook save`: keeps the plan as a record in status Configuring (which
 /// holds the active-upgrade lock, as in the upgrade manager) to be started
 /// later with `runbook resume`, or cancelled with `runbook cancel`.
-pub fn save(plan: &Plan, state: &Path) -> Result<RecordId, RunError> {
+/// With `record`, replaces that saved record's configuration instead.
+pub fn save(plan: &Plan, state: &Path, record: Option<RecordId>) -> Result<RecordId, RunError> {
     check_plan_sources(plan)?;
     let store = SqliteStore::open(state)?;
-    create(&store, plan, RecordStatus::Configuring)
+    let Some(id) = record else {
+        return create(&store, plan, false);
+    };
+    store
+        .reconfigure(id, &new_record(plan, false))
+        .map_err(|e| match e {
+            e @ StoreError::NotReconfigurable { .. } => RunError::BadInput(e.to_string()),
+            other => other.into(),
+        })?;
+    Ok(id)
 }
 
 /// `runbook cancel`: deletes a record that is still being configured.
@@ -241,8 +253,14 @@ async fn preflight(plan: &Plan, options: &RunOptions) -> Result<Decider, RunErro
     Ok(decider)
 }
 
-fn create(store: &SqliteStore, plan: &Plan, status: RecordStatus) -> Result<RecordId, RunError> {
-    Ok(store.create_record(NewRecord {
+/// A new record in status Configuring; `driven` when this process's engine
+/// starts it now (claimed with its creation), not for a saved one.
+fn create(store: &SqliteStore, plan: &Plan, driven: bool) -> Result<RecordId, RunError> {
+    Ok(store.create_record(new_record(plan, driven))?)
+}
+
+fn new_record(plan: &Plan, driven: bool) -> NewRecord {
+    NewRecord {
         mode: plan.upgrade.mode,
         initial_version: plan.upgrade.current_version.clone(),
         target_version: plan.upgrade.target_version.clone(),
@@ -250,8 +268,9 @@ fn create(store: &SqliteStore, plan: &Plan, status: RecordStatus) -> Result<Reco
         runbook_version: plan.runbook.version.clone(),
         plan_digest: plan.digest.clone(),
         plan_json: serde_json::to_string(plan).unwrap_or_default(),
-        status,
-    })?)
+        status: RecordStatus::Configuring,
+        driven,
+    }
 }
 
 /// Starts a record's upgrade from its first step.
@@ -264,13 +283,12 @@ async fn start(
 ) -> Result<(RecordId, Ending), RunError> {
     store.commit(
         record,
-        // The upgrade's start time is set by the engine: when maintenance
-        // mode is entered, as the upgrade manager records it (or when the
-        // first upgrade-phase step starts, for a runbook without one).
-        &[
-            Change::Status(RecordStatus::Upgrading, None),
-            engine_started(),
-        ],
+        // The engine sets the status to Upgrading when the first step
+        // starts (the risk declaration was made), and the upgrade's start
+        // time when maintenance mode is entered, as the upgrade manager
+        // records them (or when the first upgrade-phase step starts, for a
+        // runbook without maintenance mode).
+        &[engine_started()],
     )?;
     options.reporter.line(&format!(
         "record {record}: {} upgrade {} -> {}",
@@ -283,7 +301,7 @@ async fn start(
         record,
         &plan,
         state,
-        RecordStatus::Upgrading,
+        RecordStatus::Configuring,
         options,
         decider,
     );

@@ -6,5 +6,6 @@ pub mod decide;
 pub mod report;
 pub mod run;
 pub mod state;
+pub mod terminal;
 
 pub use run::{Ending, Engine, EngineConfig, EngineError};

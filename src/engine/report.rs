@@ -61,10 +61,12 @@ impl Reporter {
 
     fn println(&self, text: &str) {
         match &self.bars {
-            Some(bars) => {
+            // Hidden bars print nothing: while a question waits, lines go
+            // straight to the terminal.
+            Some(bars) if !self.asking() => {
                 let _ = bars.multi.println(text);
             }
-            None => crate::errln!("{text}"),
+            _ => crate::errln!("{text}"),
         }
     }
 
@@ -75,6 +77,29 @@ impl Reporter {
             Style::Jsonl => emit(&json!({ "kind": "message", "text": text })),
             Style::Quiet => {}
         }
+    }
+
+    /// Shows a question on the terminal. The progress bars are hidden
+    /// until [`Reporter::asked`]: redrawn under the question they would
+    /// erase it while the operator reads and types.
+    pub fn ask(&self, question: &str) {
+        if let Some(bars) = &self.bars {
+            bars.multi
+                .set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        crate::errs!("{question}");
+    }
+
+    /// No question is shown any more: the progress bars come back.
+    pub fn asked(&self) {
+        if let Some(bars) = &self.bars {
+            bars.multi
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+    }
+
+    fn asking(&self) -> bool {
+        self.bars.as_ref().is_some_and(|b| b.multi.is_hidden())
     }
 
     /// A committed change.

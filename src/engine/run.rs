@@ -11,14 +11,15 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::decide::{Decider, GateAnswer};
+use crate::engine::decide::Decider;
 use crate::engine::report::Reporter;
 use crate::engine::state::{RunState, backoff};
+use crate::engine::terminal::{Terminal, approves};
 use crate::notify::{Delivery, Notifier, NotifyEvent};
 use crate::plan::{Plan, PlannedStep, SkipReason};
 use crate::plugins::executor::{Milestone, Outcome, StepContext, StepEnv, StepReport};
@@ -82,6 +83,9 @@ enum Closing {
     /// A gate was declined before anything ran: nothing changed, and the
     /// record is back to Configuring.
     Declined(String),
+    /// The record is closed as succeeded while background steps (the
+    /// database backup) still run; the run ends when they do.
+    Finalised,
 }
 
 type TaskResult = (usize, u32, Outcome);
@@ -100,7 +104,12 @@ pub struct Engine {
     handles: HashMap<usize, tokio::task::AbortHandle>,
     stop_tokens: HashMap<usize, CancellationToken>,
     retry_at: HashMap<usize, Instant>,
-    gate_answers: (UnboundedSender<GateAnswer>, UnboundedReceiver<GateAnswer>),
+    /// Gate questions asked on the operator's terminal.
+    terminal: Terminal,
+    /// What each gate asked on the terminal shows before its prompt.
+    shown: HashMap<String, Option<String>>,
+    /// The question to show once the changes that led to it are printed.
+    question_due: Option<String>,
     closing: Option<Closing>,
     pending: Vec<Change>,
     last_progress: HashMap<String, crate::plugins::executor::Progress>,
@@ -170,7 +179,9 @@ impl Engine {
             handles: HashMap::new(),
             stop_tokens: HashMap::new(),
             retry_at: HashMap::new(),
-            gate_answers: unbounded_channel(),
+            terminal: Terminal::new(),
+            shown: HashMap::new(),
+            question_due: None,
             closing: None,
             pending: Vec::new(),
             verify_left,
@@ -252,16 +263,17 @@ impl Engine {
                 biased;
                 Some(report) = self.reports.recv() => self.on_report(report)?,
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => self.on_joined(joined)?,
-                Some(answer) = self.gate_answers.1.recv() => self.on_gate_answer(answer)?,
+                line = self.terminal.next_line() => self.on_terminal_line(&line)?,
                 Some(delivery) = next_delivery(self.notifier.as_ref()) => self.on_delivery(delivery)?,
                 _ = poll.tick() => {
                     self.on_commands()?;
                     self.on_retry_timers()?;
                 }
                 () = interrupt.recv(), if !matches!(self.closing, Some(Closing::Interrupt)) => {
-                    if matches!(self.closing, Some(Closing::ForceStop(_))) {
+                    if matches!(self.closing, Some(Closing::ForceStop(_) | Closing::Finalised)) {
                         // The record is closed already: the steps the
-                        // force-stop spared end now, and say so.
+                        // force-stop spared, or the background steps of a
+                        // finalised upgrade, end now, and say so.
                         self.cancel_spared()?;
                     } else {
                         self.config.reporter.line("interrupted: stopping running steps; the record stays open for `runbook resume`");
@@ -284,13 +296,17 @@ impl Engine {
     /// Writes the queued changes in one transaction, then shows them.
     /// Nothing is reported, and no step is started, before this.
     fn flush(&mut self) -> Result<(), EngineError> {
-        if self.pending.is_empty() {
-            return Ok(());
+        if !self.pending.is_empty() {
+            let changes = std::mem::take(&mut self.pending);
+            self.store.commit(self.record, &changes)?;
+            for change in &changes {
+                self.config.reporter.change(&self.plan, change);
+            }
         }
-        let changes = std::mem::take(&mut self.pending);
-        self.store.commit(self.record, &changes)?;
-        for change in &changes {
-            self.config.reporter.change(&self.plan, change);
+        // Asked after what led to it is on the screen, so the question is
+        // the last thing the operator reads.
+        if let Some(step) = self.question_due.take() {
+            self.show_question(&step);
         }
         Ok(())
     }
@@ -340,6 +356,9 @@ impl Engine {
     }
 
     fn mark_skipped(&mut self, i: usize, detail: String, changes: &mut Vec<Change>) {
+        if self.state.steps[i].awaiting_gate && self.config.decider.interactive {
+            self.terminal_answered(i);
+        }
         let run = &mut self.state.steps[i];
         run.state = StepState::Skipped;
         run.paused = false;
@@ -362,6 +381,7 @@ impl Engine {
         run.started_at = Some(Timestamp::now());
         run.finished_at = None;
         run.awaiting_gate = false;
+        run.released_early = false;
         let attempt = run.attempt;
         self.state.touch(&self.plan, i);
         // The obligation is durable with the start, before the plugin can
@@ -374,6 +394,18 @@ impl Engine {
             Some(&step.id),
             json!({ "attempt": attempt }),
         ));
+        if self.status == RecordStatus::Configuring {
+            // The risk declaration is made (or, without one, the first step
+            // runs): the record becomes Upgrading, as in the upgrade
+            // manager's history.
+            self.status = RecordStatus::Upgrading;
+            changes.push(Self::event(
+                "status-changed",
+                None,
+                json!({ "status": RecordStatus::Upgrading }),
+            ));
+            changes.push(Change::Status(RecordStatus::Upgrading, None));
+        }
         if step.phase != Phase::Select && !self.start_recorded {
             // No maintenance mode before the first upgrade step (a
             // zero-downtime runbook): the upgrade starts here.
@@ -392,18 +424,24 @@ impl Engine {
     }
 
     fn ask_gate(&mut self, i: usize, changes: &mut Vec<Change>) {
-        let step = &self.plan.steps[i];
+        let plan = Arc::clone(&self.plan);
+        let step = &plan.steps[i];
         let Some(gate) = &step.gate else { return };
+        let shown = gate.show.as_deref().map(|t| self.render_shown(t));
         self.state.steps[i].awaiting_gate = true;
         self.state.steps[i].detail = Some(format!("waiting for approval: {}", gate.prompt));
         changes.push(self.step_change(i));
-        changes.push(Self::event(
-            "gate-asked",
-            Some(&step.id),
-            json!({ "prompt": gate.prompt }),
-        ));
-        self.config.decider.ask(step, self.gate_answers.0.clone());
-        if !self.config.decider.interactive {
+        let mut data = json!({ "prompt": gate.prompt });
+        if let Some(shown) = &shown {
+            data["shown"] = json!(shown);
+        }
+        changes.push(Self::event("gate-asked", Some(&step.id), data));
+        if self.config.decider.interactive {
+            self.shown.insert(step.id.clone(), shown);
+            if self.terminal.ask(&step.id) {
+                self.question_due = Some(step.id.clone());
+            }
+        } else {
             let data = json!({ "step": step.id, "title": step.title, "prompt": gate.prompt });
             self.notify(NotifyEvent::GateWaiting, data);
         }
@@ -673,6 +711,7 @@ impl Engine {
                     Milestone::MaintenanceExited => RecordTime::MaintenanceExited,
                     Milestone::SchedulingPaused => RecordTime::SchedulingPaused,
                     Milestone::SchedulingResumed => RecordTime::SchedulingResumed,
+                    Milestone::TasksForceStopped => RecordTime::TasksForceStopped,
                     Milestone::Completed => RecordTime::Completed,
                 };
                 // The record keeps one clock, the engine's: a platform's own
@@ -705,22 +744,84 @@ impl Engine {
             StepReport::Fact { step, topic, data } => {
                 Self::event("fact", Some(step), json!({ "topic": topic, "data": data }))
             }
+            StepReport::Release { step } => {
+                let Some(i) = self.state.index(step) else {
+                    return Ok(());
+                };
+                if !self.state.is_background(i) || self.state.steps[i].released_early {
+                    return Ok(());
+                }
+                self.state.release(&self.plan, i);
+                Self::event("step-released", Some(step), json!({}))
+            }
         };
         self.commit(vec![change])
     }
 
-    fn on_gate_answer(&mut self, answer: GateAnswer) -> Result<(), EngineError> {
-        let Some(i) = self.state.index(&answer.step) else {
+    /// A gate's `show`, rendered now with the steps' outputs; a template
+    /// that cannot render says why instead (a question is never lost to
+    /// what it would have shown).
+    fn render_shown(&self, template: &str) -> String {
+        let context = self.template_context();
+        let hb = crate::template::registry();
+        match crate::template::render_value(&hb, &Value::from(template), &context, &|_| true) {
+            Ok(Value::String(text)) => text,
+            Ok(other) => other.to_string(),
+            Err(why) => format!("(cannot show the figures: {why})"),
+        }
+    }
+
+    /// Prints the question of the gate shown on the terminal now.
+    fn show_question(&self, step: &str) {
+        let Some(i) = self.state.index(step) else {
+            return;
+        };
+        let shown = self.shown.get(step).cloned().flatten();
+        if let Some(question) = Decider::question(&self.plan.steps[i], shown.as_deref()) {
+            self.config.reporter.ask(&question);
+        }
+    }
+
+    /// A line typed at the terminal answers the question shown.
+    fn on_terminal_line(&mut self, line: &str) -> Result<(), EngineError> {
+        let current = self.terminal.current().map(str::to_owned);
+        let Some(i) = current.as_deref().and_then(|s| self.state.index(s)) else {
+            if !line.trim().is_empty() {
+                self.config.reporter.line(&format!(
+                    "no question is waiting: `{}` ignored",
+                    line.trim()
+                ));
+            }
             return Ok(());
         };
         if !self.state.steps[i].awaiting_gate {
+            self.terminal_answered(i);
             return Ok(());
         }
-        self.answer_gate(i, answer.approved, &answer.by)
+        self.answer_gate(i, approves(line), "terminal")
+    }
+
+    /// A gate is no longer waiting: the terminal asks the next one, or
+    /// shows the progress again.
+    fn terminal_answered(&mut self, i: usize) {
+        let id = self.plan.steps[i].id.clone();
+        let shown = self.terminal.current() == Some(id.as_str());
+        self.shown.remove(&id);
+        if self.question_due.as_deref() == Some(id.as_str()) {
+            self.question_due = None;
+        }
+        match self.terminal.answered(&id) {
+            Some(next) => self.question_due = Some(next),
+            None if shown && self.terminal.current().is_none() => self.config.reporter.asked(),
+            None => {}
+        }
     }
 
     fn answer_gate(&mut self, i: usize, approved: bool, by: &str) -> Result<(), EngineError> {
         let id = self.plan.steps[i].id.clone();
+        if self.config.decider.interactive {
+            self.terminal_answered(i);
+        }
         self.state.steps[i].awaiting_gate = false;
         self.state.steps[i].detail = None;
         let event = Self::event(
@@ -793,7 +894,13 @@ impl Engine {
             })
             .collect();
         let names: Vec<String> = waiting.iter().map(|(_, w)| w.clone()).collect();
-        if !self.waiting_said {
+        // A question on the terminal says itself what it waits for.
+        let asked_here = self.config.decider.interactive
+            && waiting.iter().all(|&(i, _)| {
+                let run = &self.state.steps[i];
+                run.awaiting_gate && !run.paused
+            });
+        if !self.waiting_said && !asked_here {
             self.waiting_said = true;
             self.config.reporter.line(&format!(
                 "waiting for the operator: {}. From any terminal: `runbook retry STEP`, `runbook skip STEP [--ack]`, `runbook ack STEP`, `runbook stop` or `runbook force-stop --mark succeeded|failed`.",
@@ -842,7 +949,7 @@ impl Engine {
     /// Ends the run when there is nothing left to wait for.
     async fn try_finish(&mut self) -> Result<Option<Ending>, EngineError> {
         match self.closing.clone() {
-            None if self.state.finished() && self.tasks.is_empty() => {
+            None if self.state.finished() => {
                 // Every restoring step ran; an obligation nothing restores
                 // is undone now if that is still safe.
                 self.settle_outstanding(None).await?;
@@ -851,7 +958,22 @@ impl Engine {
                 }
                 self.close(RecordStatus::Succeeded, None)?;
                 self.notify(NotifyEvent::Succeeded, json!({}));
-                Ok(Some(Ending::Succeeded))
+                if self.tasks.is_empty() {
+                    return Ok(Some(Ending::Succeeded));
+                }
+                // Only background steps run: the upgrade is finalised
+                // without them, and their end is still journaled.
+                let names: Vec<&str> = self
+                    .state
+                    .running()
+                    .map(|i| self.plan.steps[i].id.as_str())
+                    .collect();
+                self.config.reporter.line(&format!(
+                    "upgrade complete; `{}` goes on in the background, and its end is recorded when it finishes",
+                    names.join("`, `")
+                ));
+                self.closing = Some(Closing::Finalised);
+                Ok(None)
             }
             None => Ok(None),
             Some(_) if !self.tasks.is_empty() => Ok(None),
@@ -880,6 +1002,7 @@ impl Engine {
             }
             Some(Closing::ForceStop(mark)) => Ok(Some(Ending::ForceStopped(mark))),
             Some(Closing::Declined(why)) => Ok(Some(Ending::Declined(why))),
+            Some(Closing::Finalised) => Ok(Some(Ending::Succeeded)),
             Some(Closing::Interrupt) => {
                 self.commit(vec![Self::event(
                     "engine-exited",
@@ -1081,6 +1204,20 @@ impl Engine {
         if matches!(self.closing, Some(Closing::ForceStop(_))) {
             return Err("the upgrade was force-stopped".into());
         }
+        if matches!(self.closing, Some(Closing::Finalised)) {
+            return Err(
+                "the upgrade is complete; only background steps (the database backup) still run"
+                    .into(),
+            );
+        }
+        if self.status == RecordStatus::Configuring
+            && matches!(command.kind, CommandKind::Stop | CommandKind::ForceStop)
+        {
+            return Err(
+                "the upgrade has not started (the record is Configuring): answer the risk declaration with no, or interrupt the run; `runbook cancel` drops the record"
+                    .into(),
+            );
+        }
         match command.kind {
             CommandKind::Stop => {
                 if self.closing.is_some() {
@@ -1174,13 +1311,14 @@ impl Engine {
         Ok(())
     }
 
-    /// Ctrl-C after a force-stop: the steps it spared are cancelled too
+    /// Ctrl-C after the record closed (a force-stop, or a finalised upgrade
+    /// with background steps): the steps still running are cancelled too
     /// (their processes killed), so the closed record keeps no step
-    /// running; the run still ends as force-stopped.
+    /// running; the run ends as the record did.
     fn cancel_spared(&mut self) -> Result<(), EngineError> {
         self.config
             .reporter
-            .line("interrupted: cancelling the steps the force-stop spared");
+            .line("interrupted: cancelling the steps still running after the record closed");
         self.tasks.abort_all();
         let mut changes = Vec::new();
         for i in self.state.running().collect::<Vec<_>>() {
@@ -1188,7 +1326,7 @@ impl Engine {
             let run = &mut self.state.steps[i];
             run.state = StepState::Cancelled;
             run.finished_at = Some(Timestamp::now());
-            run.detail = Some("cancelled: interrupted (Ctrl-C) after the force-stop".into());
+            run.detail = Some("cancelled: interrupted (Ctrl-C) after the record closed".into());
             self.state.touch(&self.plan, i);
             changes.push(self.step_change(i));
         }

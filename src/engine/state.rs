@@ -31,6 +31,9 @@ pub struct StepRun {
     pub awaiting_gate: bool,
     /// Its gate was answered yes during this run.
     pub approved: bool,
+    /// A background step said its dependents may start (the backup
+    /// reached "Backing up").
+    pub released_early: bool,
 }
 
 impl StepRun {
@@ -45,6 +48,7 @@ impl StepRun {
             paused: false,
             awaiting_gate: false,
             approved: false,
+            released_early: false,
         }
     }
 }
@@ -65,6 +69,10 @@ pub struct RunState {
     /// Dependencies of each step that do not release it yet.
     waiting_on: Vec<usize>,
     released: Vec<bool>,
+    /// Non-blocking steps of a background plugin: they release their
+    /// dependents when they say so, and the record may be finalised while
+    /// they still run.
+    background: Vec<bool>,
     done: Vec<bool>,
     done_count: usize,
     /// Pending steps with nothing to wait for.
@@ -95,6 +103,11 @@ impl RunState {
             dependents,
             waiting_on: Vec::new(),
             released: Vec::new(),
+            background: plan
+                .steps
+                .iter()
+                .map(|s| !s.blocking && crate::plugins::spec::runs_in_background(&s.uses))
+                .collect(),
             done: Vec::new(),
             done_count: 0,
             frontier: BTreeSet::new(),
@@ -171,7 +184,23 @@ impl RunState {
         match run.state {
             StepState::Succeeded | StepState::Skipped => true,
             StepState::Failed => plan.steps[i].on_failure == OnFailure::Continue && !run.paused,
+            // "The upgrade can be finalized even if the database backup is
+            // not complete": a background step does not hold the end.
+            StepState::Running => self.background[i],
             _ => false,
+        }
+    }
+
+    /// Whether `i` runs in the background (see [`RunState::release`]).
+    pub fn is_background(&self, i: usize) -> bool {
+        self.background[i]
+    }
+
+    /// A running background step lets its dependents start now.
+    pub fn release(&mut self, plan: &Plan, i: usize) {
+        if self.steps[i].state == StepState::Running && !self.steps[i].released_early {
+            self.steps[i].released_early = true;
+            self.touch(plan, i);
         }
     }
 
@@ -187,8 +216,10 @@ impl RunState {
         match run.state {
             StepState::Succeeded | StepState::Skipped => true,
             StepState::Failed => step.on_failure == OnFailure::Continue && !run.paused,
-            // Non-blocking: dependents start once it has started.
-            StepState::Running => !step.blocking,
+            // Non-blocking: dependents start once it has started, or for
+            // a background step once it says so ("When the database backup
+            // status is Backing up, you can click Next").
+            StepState::Running => !step.blocking && (!self.background[dep] || run.released_early),
             _ => false,
         }
     }

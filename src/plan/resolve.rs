@@ -180,10 +180,15 @@ pub fn plan_runbook_with(
     }
     handlers.sort_by_key(|h| runbook.stop.on_stop.iter().position(|id| *id == h.id));
     skip_data_update_tasks(&mut steps, &upgrade.file.decisions.skip_data_update_tasks);
+    force_stop_tasks(&mut steps, upgrade, &mut diags);
+    managed_backups(&mut steps, upgrade);
     let plan_catalog = found.as_ref().map(|f| {
         apply_catalog(&mut steps, &f.config);
         let mut section = PlanCatalog::new(f, &path.current);
         section.config_check = config_check(upgrade, &f.config, catalog, &mut diags);
+        if section.config_check.is_some() {
+            hand_over_config_package(&mut steps, upgrade, &mut diags);
+        }
         section
     });
     if found.is_none() && upgrade.file.config_package.is_some() {
@@ -588,6 +593,125 @@ fn skip_data_update_tasks(steps: &mut [PlannedStep], tasks: &[String]) {
             }
         }
         step.with.insert("skip".into(), Value::Array(skip));
+    }
+}
+
+/// The checked configuration package goes to every application upgrade
+/// step, with its SHA-256, so the platform starts the new version with it
+/// and a package changed after the check is refused.
+fn hand_over_config_package(steps: &mut [PlannedStep], upgrade: &Upgrade, diags: &mut Diags) {
+    let Some(path) = config_package_path(upgrade) else {
+        return;
+    };
+    let sha = match crate::config::package::sha256_of(&path) {
+        Ok(sha) => sha,
+        Err(e) => {
+            diags.push(upgrade.diag(
+                &DocPath::root().key("config_package"),
+                format!("cannot read the configuration package: {e}"),
+            ));
+            return;
+        }
+    };
+    let absolute = std::path::absolute(&path).unwrap_or(path);
+    for step in steps
+        .iter_mut()
+        .filter(|s| s.uses == "platform.rolling-upgrade")
+    {
+        step.with.insert(
+            "config_package".into(),
+            Value::from(absolute.display().to_string()),
+        );
+        step.with
+            .insert("config_sha256".into(), Value::from(sha.clone()));
+    }
+}
+
+/// A backup of a managed database (RDS and the like) cannot run here: the
+/// seed's operator backs it up in the provider's console and skips the step
+/// only by "select[ing] the risk declaration checkbox". Unless the upgrade
+/// file already skips it with that acknowledgment, the step pauses for
+/// `runbook skip STEP --ack` (instead of failing and letting the upgrade go
+/// on without a word), and an unattended run is refused before it starts.
+fn managed_backups(steps: &mut [PlannedStep], upgrade: &Upgrade) {
+    let site_managed = upgrade.file.postgres.as_ref().is_some_and(|p| p.managed);
+    for step in steps.iter_mut().filter(|s| s.uses == "postgres.backup") {
+        let managed = step
+            .with
+            .get("managed")
+            .and_then(Value::as_bool)
+            .unwrap_or(site_managed);
+        if !managed {
+            continue;
+        }
+        step.with.insert("managed".into(), Value::Bool(true));
+        if step.skip.is_none() {
+            step.on_failure = crate::runbook::model::OnFailure::Pause;
+        }
+    }
+}
+
+/// Whether `step` is a backup of a managed database that will run (and so
+/// waits for the operator's risk acknowledgment).
+pub fn is_managed_backup(step: &PlannedStep) -> bool {
+    step.uses == "postgres.backup"
+        && step.skip.is_none()
+        && step.with.get("managed").and_then(Value::as_bool) == Some(true)
+}
+
+/// Whether `step` force-stops running task instances.
+fn force_stops_tasks(step: &PlannedStep) -> bool {
+    step.uses == "platform.tasks"
+        && step.with.get("action").and_then(Value::as_str) == Some("force-stop")
+}
+
+/// `decisions.force_stop_tasks` becomes the force-stop step's `select`:
+/// the seed lets the operator "select one or more tasks to force stop" or
+/// "Force Stop All Tasks". A decision the runbook has no step for is an
+/// error, not silently nothing.
+fn force_stop_tasks(steps: &mut [PlannedStep], upgrade: &Upgrade, diags: &mut Diags) {
+    use crate::upgrade::ForceStopTasks;
+    let Some(choice) = &upgrade.file.decisions.force_stop_tasks else {
+        return;
+    };
+    let key = DocPath::root().key("decisions").key("force_stop_tasks");
+    let select = match choice {
+        ForceStopTasks::Keyword(word) if word == "all" => Value::from("all"),
+        ForceStopTasks::Keyword(word) => {
+            diags.push(
+                upgrade
+                    .diag(
+                        &key,
+                        format!("`{word}` is not a choice of force_stop_tasks"),
+                    )
+                    .hint("write \"all\" or a list of instance ids, e.g. [101, 102]"),
+            );
+            return;
+        }
+        ForceStopTasks::Ids(ids) if ids.is_empty() => {
+            diags.push(
+                upgrade
+                    .diag(&key, "force_stop_tasks lists no instance")
+                    .hint("write \"all\", or the ids of the running instances to stop"),
+            );
+            return;
+        }
+        ForceStopTasks::Ids(ids) => Value::from(ids.clone()),
+    };
+    let mut found = false;
+    for step in steps.iter_mut().filter(|s| force_stops_tasks(s)) {
+        step.with.insert("select".into(), select.clone());
+        found = true;
+    }
+    if !found {
+        diags.push(
+            upgrade
+                .diag(
+                    &key,
+                    "this runbook has no step that force-stops running tasks",
+                )
+                .hint("only the downtime runbook force-stops tasks; remove force_stop_tasks"),
+        );
     }
 }
 

@@ -12,10 +12,10 @@ use jiff::Timestamp;
 
 use super::PlatformError;
 use super::model::{
-    BackupStatus, DataUpdateTask, DayStatusCounts, Environment, EnvironmentSwitches,
-    FailedInstance, InstanceFilter, InstanceId, InstanceList, InstanceResult, MaintenanceStatus,
-    MetadataDatabase, Pod, RecentInstances, Service, ServiceUpgrade, SevenDayAverage, StatusCounts,
-    StoppedInstance, Switch, TaskInstance,
+    AppliedConfiguration, BackupStatus, ConfigurationPackage, DataUpdateTask, DayStatusCounts,
+    Environment, EnvironmentSwitches, FailedInstance, InstanceFilter, InstanceId, InstanceList,
+    InstanceResult, MaintenanceStatus, MetadataDatabase, Pod, RecentInstances, Service,
+    ServiceUpgrade, SevenDayAverage, StatusCounts, StoppedInstance, Switch, TaskInstance,
 };
 use crate::version::Version;
 
@@ -218,6 +218,20 @@ pub trait Platform: Send + Sync {
     async fn online_values(&self) -> PlatformResult<Option<String>> {
         Err(PlatformError::unsupported(
             "reading the online configuration",
+        ))
+    }
+
+    /// Hands a checked configuration package to the platform: from now on
+    /// it runs the package's `values.yaml` (applied during the application
+    /// upgrade, so the new version starts with it). Applying the same
+    /// package again changes nothing but the time.
+    async fn apply_configuration(
+        &self,
+        package: &ConfigurationPackage,
+    ) -> PlatformResult<AppliedConfiguration> {
+        let _ = package;
+        Err(PlatformError::unsupported(
+            "applying a configuration package",
         ))
     }
 

@@ -11,6 +11,7 @@ pub mod figures;
 pub mod http;
 pub mod model;
 pub mod sim;
+pub mod verification;
 
 use std::sync::Arc;
 

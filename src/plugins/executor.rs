@@ -58,6 +58,9 @@ pub enum Milestone {
     SchedulingPaused,
     /// Task scheduling resumed.
     SchedulingResumed,
+    /// Every running task instance the upgrade stops was force-stopped
+    /// (the seed: "the system records the completion time").
+    TasksForceStopped,
     /// Verification finished: the upgrade's completion time.
     Completed,
 }
@@ -81,6 +84,11 @@ pub enum StepReport {
         milestone: Milestone,
         /// When.
         at: jiff::Timestamp,
+    },
+    /// A background step lets its dependents start now.
+    Release {
+        /// The step.
+        step: String,
     },
     /// A fact for the report (force-stopped instances, data-update results...).
     Fact {
@@ -243,6 +251,14 @@ impl StepContext {
             step: self.step.clone(),
             milestone,
             at,
+        });
+    }
+
+    /// A background step's dependents may start now (e.g. the backup is
+    /// "Backing up"); no effect for other steps.
+    pub fn release(&self) {
+        let _ = self.reports.send(StepReport::Release {
+            step: self.step.clone(),
         });
     }
 

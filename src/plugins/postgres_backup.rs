@@ -833,6 +833,11 @@ async fn watch(ctx: &StepContext, board: &mut Board, i: usize, job: &BackupJob) 
             if let JobEvent::Status(status) = event {
                 board.rows[i].status = status;
                 ctx.progress(board.progress());
+                // "When the database backup status is Backing up, you can
+                // click Next": the steps after the backup may start.
+                if status == BackupStatus::BackingUp {
+                    ctx.release();
+                }
             }
         })
         .await;

@@ -480,6 +480,18 @@ static BUILTINS: &[PluginSpec] = &[
                 false,
                 "stop scheduling while the applications are replaced",
             ),
+            p(
+                "config_package",
+                ParamKind::String,
+                false,
+                "the configuration package to hand to the platform before the applications start (the planner sets it from the upgrade file's checked `config_package`)",
+            ),
+            p(
+                "config_sha256",
+                ParamKind::String,
+                false,
+                "the SHA-256 the package had when it was checked; a changed package is refused",
+            ),
         ],
         outputs: &["unavailable_seconds"],
     },
@@ -543,6 +555,20 @@ pub fn builtins() -> &'static [PluginSpec] {
 /// The built-in plugin called `name`.
 pub fn builtin(name: &str) -> Option<&'static PluginSpec> {
     BUILTINS.iter().find(|s| s.name == name)
+}
+
+/// Plugins whose work goes on in the background: run non-blocking, a step
+/// of theirs lets its dependents start only when it reports that it may
+/// ([`crate::plugins::executor::StepContext::release`]), and the record can
+/// be finalised while it still runs, its end journaled later. The seed's
+/// database backup: "When the database backup status is Backing up, you
+/// can click Next" and "The upgrade can be finalized even if the database
+/// backup is not complete".
+const BACKGROUND: &[&str] = &["postgres.backup"];
+
+/// Whether plugin `uses` runs in the background (see [`BACKGROUND`]).
+pub fn runs_in_background(uses: &str) -> bool {
+    BACKGROUND.contains(&uses)
 }
 
 /// Whether parameter `param` of plugin `uses` is [`Param::raw`]: kept as

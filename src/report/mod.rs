@@ -96,6 +96,8 @@ pub struct RecordView {
     pub started: String,
     /// Completion time.
     pub completed: String,
+    /// When force-stopping the running tasks completed, if they were.
+    pub tasks_force_stopped: Option<String>,
     /// hhh:mm:ss or "-".
     pub duration: String,
 }
@@ -428,6 +430,7 @@ pub fn context(
             target_version: record.target_version.clone(),
             started: when(record.started_at),
             completed: when(record.completed_at),
+            tasks_force_stopped: record.tasks_force_stopped_at.map(|t| when(Some(t))),
             duration: record.upgrade_duration(now).map_or("-".into(), hhh_mm_ss),
         },
         windows: windows(&record, &facts),

@@ -186,6 +186,11 @@ pub struct Gate {
     pub kind: GateKind,
     /// The question or risk statement shown to the operator.
     pub prompt: String,
+    /// What to show before asking, rendered when the gate is asked (it may
+    /// read earlier steps' outputs, e.g. `{{steps.verify.outputs.summary}}`:
+    /// the figures the operator checks before clicking Complete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub show: Option<String>,
 }
 
 /// How a failed step is retried.

@@ -84,6 +84,17 @@ pub enum StoreError {
         /// Its status.
         status: RecordStatus,
     },
+    /// Only a record still being configured can have its configuration
+    /// replaced.
+    #[error(
+        "record {id} is {status}: only a record still being configured (Configuring) can be edited with `runbook save --record`; start a new upgrade once it is closed"
+    )]
+    NotReconfigurable {
+        /// The record.
+        id: RecordId,
+        /// Its status.
+        status: RecordStatus,
+    },
 
     /// Commands can only be sent to a record in progress.
     #[error("record {id} is {status} and takes no more commands")]

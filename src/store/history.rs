@@ -57,6 +57,8 @@ pub struct HistoryRow {
     pub maintenance_exited: bool,
     /// Toggles the upgrade flipped and nothing restored (armed obligations).
     pub left_flipped: usize,
+    /// When force-stopping the running tasks completed (downtime mode).
+    pub tasks_force_stopped: Option<Timestamp>,
 }
 
 impl HistoryRow {
@@ -80,6 +82,7 @@ impl HistoryRow {
             maintenance_exited: record.maintenance_entered_at.is_none()
                 || record.maintenance_exited_at.is_some(),
             left_flipped,
+            tasks_force_stopped: record.tasks_force_stopped_at,
         }
     }
 
@@ -238,6 +241,7 @@ mod tests {
             maintenance_exited_at: Some(at("2025-03-01T02:05:09Z")),
             scheduling_paused_at: None,
             scheduling_resumed_at: None,
+            tasks_force_stopped_at: Some(at("2025-03-01T01:10:00Z")),
             closed_by: None,
         }
     }
@@ -299,6 +303,7 @@ ID  Target version  Initial version  Mode           Start time           End tim
                 "actions": [],
                 "maintenance_exited": true,
                 "left_flipped": 0,
+                "tasks_force_stopped": "2025-03-01T01:10:00Z",
             }])
         );
     }

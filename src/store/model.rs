@@ -186,6 +186,9 @@ pub struct NewRecord {
     pub plan_json: String,
     /// The first status: `Configuring` or `Upgrading`.
     pub status: RecordStatus,
+    /// An engine in this process drives it from the start (`run`), so it is
+    /// claimed in the same transaction; a saved configuration is not.
+    pub driven: bool,
 }
 
 /// One upgrade in the history.
@@ -222,6 +225,8 @@ pub struct Record {
     pub scheduling_paused_at: Option<Timestamp>,
     /// When task scheduling was resumed.
     pub scheduling_resumed_at: Option<Timestamp>,
+    /// When force-stopping the running tasks completed (downtime mode).
+    pub tasks_force_stopped_at: Option<Timestamp>,
     /// Who or what closed the record, e.g. "operator force-stop (marked failed)".
     pub closed_by: Option<String>,
 }
@@ -274,6 +279,9 @@ pub enum RecordTime {
     SchedulingPaused,
     /// Task scheduling resumed.
     SchedulingResumed,
+    /// The running tasks were force-stopped (the latest completion counts:
+    /// a retried force-stop completes again).
+    TasksForceStopped,
 }
 
 impl RecordTime {
@@ -566,6 +574,7 @@ mod tests {
             maintenance_exited_at: None,
             scheduling_paused_at: None,
             scheduling_resumed_at: None,
+            tasks_force_stopped_at: None,
             closed_by: None,
         };
         let secs = |d: Option<SignedDuration>| d.map(|d| d.as_secs());

@@ -217,7 +217,7 @@ impl SqliteStore {
                     let id = RecordId(tx.last_insert_rowid());
                     // An upgrade starts driven by its creator: claimed in the
                     // same transaction, so no `resume` can slip in between.
-                    if new.status == RecordStatus::Upgrading {
+                    if new.driven || new.status == RecordStatus::Upgrading {
                         obligations::claim_tx(
                             tx,
                             id,
@@ -400,7 +400,45 @@ impl SqliteStore {
             if status != RecordStatus::Configuring {
                 return Err(StoreError::NotCancellable { id, status }.into());
             }
+            // A `run` waiting at the risk declaration drives it.
+            obligations::refuse_other_holder_tx(tx, id, None)?;
             tx.execute("DELETE FROM records WHERE id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
+    /// Replaces the configuration (plan and what it names) of a record
+    /// still being configured: the upgrade manager's "Continue Upgrade ...
+    /// edit". Refused for a started record, or one a live `run` drives.
+    pub fn reconfigure(&self, id: RecordId, new: &NewRecord) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let status = status_of(tx, id)?;
+            if status != RecordStatus::Configuring {
+                return Err(StoreError::NotReconfigurable { id, status }.into());
+            }
+            obligations::refuse_other_holder_tx(tx, id, None)?;
+            tx.execute(
+                "UPDATE records SET mode = ?2, initial_version = ?3, target_version = ?4,
+                     runbook_name = ?5, runbook_version = ?6, plan_digest = ?7, plan_json = ?8
+                 WHERE id = ?1",
+                params![
+                    id,
+                    new.mode,
+                    new.initial_version,
+                    new.target_version,
+                    new.runbook_name,
+                    new.runbook_version,
+                    new.plan_digest,
+                    new.plan_json,
+                ],
+            )?;
+            event_tx(
+                tx,
+                id,
+                "configuration-replaced",
+                None,
+                &serde_json::json!({ "plan_digest": new.plan_digest }),
+            )?;
             Ok(())
         })
     }
@@ -629,6 +667,7 @@ fn time_tx(tx: &Transaction<'_>, id: RecordId, which: RecordTime, at: Timestamp)
         RecordTime::MaintenanceExited => "maintenance_exited_at",
         RecordTime::SchedulingPaused => "scheduling_paused_at",
         RecordTime::SchedulingResumed => "scheduling_resumed_at",
+        RecordTime::TasksForceStopped => "tasks_force_stopped_at",
     };
     // When a window opened is kept from the first time: a step re-run after
     // a crash or a retry reports it again, and moving it later would shorten
@@ -708,6 +747,7 @@ mod tests {
             runbook_version: "1.2.0".into(),
             plan_digest: "sha256:abc".into(),
             plan_json: r#"{"steps":["backup","upgrade"]}"#.into(),
+            driven: status == RecordStatus::Upgrading,
             status,
         }
     }

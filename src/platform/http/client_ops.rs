@@ -10,12 +10,12 @@ use super::client::HttpPlatform;
 use super::endpoints::Op;
 use super::wire::{ClockBody, LinesBody, OnlineValuesBody, TextBody, VersionBody};
 use crate::platform::model::{
-    BackupStatus, DataUpdateTask, DayStatusCounts, Environment, EnvironmentSwitches,
-    FailedInstance, InstanceFilter, InstanceId, InstanceList, InstanceResult, MaintenanceStatus,
-    MetadataDatabase, Pod, RecentInstances, Service, ServiceUpgrade, SevenDayAverage, StatusCounts,
-    StoppedInstance, Switch, TaskInstance,
+    AppliedConfiguration, BackupStatus, ConfigurationPackage, DataUpdateTask, DayStatusCounts,
+    Environment, EnvironmentSwitches, FailedInstance, InstanceFilter, InstanceId, InstanceList,
+    InstanceResult, MaintenanceStatus, MetadataDatabase, Pod, RecentInstances, Service,
+    ServiceUpgrade, SevenDayAverage, StatusCounts, StoppedInstance, Switch, TaskInstance,
 };
-use crate::platform::{Platform, PlatformResult};
+use crate::platform::{Platform, PlatformError, PlatformResult};
 use crate::version::Version;
 
 fn filter_query(filter: &InstanceFilter) -> Vec<(&'static str, String)> {
@@ -191,6 +191,16 @@ impl Platform for HttpPlatform {
     async fn online_values(&self) -> PlatformResult<Option<String>> {
         let body: OnlineValuesBody = self.get(Op::OnlineValues, &[]).await?;
         Ok(body.values)
+    }
+
+    async fn apply_configuration(
+        &self,
+        package: &ConfigurationPackage,
+    ) -> PlatformResult<AppliedConfiguration> {
+        let body = serde_json::to_value(package).map_err(|e| {
+            PlatformError::unavailable(format!("cannot encode the configuration package: {e}"))
+        })?;
+        self.post(Op::ApplyConfiguration, &[], Some(body)).await
     }
 
     async fn recent_instances(&self) -> PlatformResult<RecentInstances> {

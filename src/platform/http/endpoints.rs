@@ -12,9 +12,10 @@ use super::wire::{
     TargetBody, TextBody, VersionBody, WaitBody,
 };
 use crate::platform::model::{
-    DataUpdateTask, DayStatusCounts, Environment, EnvironmentSwitches, FailedInstance,
-    InstanceList, InstanceResult, MaintenanceStatus, MetadataDatabase, Pod, RecentInstances,
-    Service, ServiceUpgrade, SevenDayAverage, StatusCounts, StoppedInstance, Switch, TaskInstance,
+    AppliedConfiguration, ConfigurationPackage, DataUpdateTask, DayStatusCounts, Environment,
+    EnvironmentSwitches, FailedInstance, InstanceList, InstanceResult, MaintenanceStatus,
+    MetadataDatabase, Pod, RecentInstances, Service, ServiceUpgrade, SevenDayAverage, StatusCounts,
+    StoppedInstance, Switch, TaskInstance,
 };
 
 /// Builds the schema of one body or parameter.
@@ -150,6 +151,7 @@ pub enum Op {
     SkipDataUpdate,
     DataUpdateLog,
     OnlineValues,
+    ApplyConfiguration,
     RecentInstances,
     SevenDayAverage,
     StatusDistribution,
@@ -159,7 +161,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation, in the order the trait declares them.
-    pub const ALL: [Op; 32] = [
+    pub const ALL: [Op; 33] = [
         Op::InstalledVersion,
         Op::Now,
         Op::Wait,
@@ -187,6 +189,7 @@ impl Op {
         Op::SkipDataUpdate,
         Op::DataUpdateLog,
         Op::OnlineValues,
+        Op::ApplyConfiguration,
         Op::RecentInstances,
         Op::SevenDayAverage,
         Op::StatusDistribution,
@@ -455,6 +458,16 @@ impl Op {
                 "The values.yaml the platform runs now (null when it has none).",
                 s::<OnlineValuesBody>,
             ),
+            Op::ApplyConfiguration => Endpoint {
+                request: Some(s::<ConfigurationPackage>),
+                ..post(
+                    "apply_configuration",
+                    "/v1/configuration/apply",
+                    "Hands a checked configuration package to the platform, which runs its values.yaml from now on.",
+                    s::<AppliedConfiguration>,
+                    true,
+                )
+            },
             Op::RecentInstances => get(
                 "recent_instances",
                 "/v1/verification/recent-instances",

@@ -20,7 +20,9 @@ use super::wire::{
     AnnouncementBody, BackupBody, ClockBody, IdsBody, LinesBody, MAX_WAIT_SECONDS,
     OnlineValuesBody, SwitchBody, TargetBody, TextBody, VersionBody, WaitBody,
 };
-use crate::platform::model::{Environment, InstanceFilter, InstanceList, Switch};
+use crate::platform::model::{
+    ConfigurationPackage, Environment, InstanceFilter, InstanceList, Switch,
+};
 use crate::platform::{Platform, PlatformResult};
 
 type Body<T> = Result<Json<T>, JsonRejection>;
@@ -296,6 +298,16 @@ pub(super) fn route(op: Op) -> MethodRouter<App> {
                     .map(|values| OnlineValuesBody { values }),
             )
         }),
+        Op::ApplyConfiguration => post(
+            move |State(app): State<App>, headers: HeaderMap, b: Body<ConfigurationPackage>| async move {
+                let b = early!(body(b));
+                let platform = app.platform.clone();
+                app.once(op, &headers, async move {
+                    reply(platform.apply_configuration(&b).await)
+                })
+                .await
+            },
+        ),
         Op::RecentInstances => {
             get(
                 |State(app): State<App>| async move { reply(app.platform.recent_instances().await) },

@@ -40,6 +40,61 @@ impl FromStr for InstanceId {
     }
 }
 
+/// How an instance was triggered, which decides which switch holds it
+/// back: "Schedule switch: ... When this switch is off, new auto triggered
+/// tasks are not dispatched ... Data backfill tasks and ad-hoc queries are
+/// not affected. Execution switch: ... affects data backfill tasks, auto
+/// triggered tasks, and ad-hoc queries. When this switch is off, instances
+/// that have not started are not dispatched."
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// A scheduled (auto-triggered) instance.
+    #[default]
+    AutoTriggered,
+    /// A data backfill instance.
+    Backfill,
+    /// An ad-hoc query.
+    AdHoc,
+}
+
+impl Trigger {
+    /// Every trigger.
+    pub const ALL: [Trigger; 3] = [Trigger::AutoTriggered, Trigger::Backfill, Trigger::AdHoc];
+
+    /// Whether an instance of this kind that has not started is dispatched
+    /// with these switches.
+    pub fn dispatched(self, schedule: bool, execution: bool) -> bool {
+        match self {
+            Trigger::AutoTriggered => schedule && execution,
+            Trigger::Backfill | Trigger::AdHoc => execution,
+        }
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Trigger::AutoTriggered => "auto-triggered",
+            Trigger::Backfill => "backfill",
+            Trigger::AdHoc => "ad-hoc",
+        })
+    }
+}
+
 /// The state of one task instance.
 #[derive(
     Clone,
@@ -126,6 +181,9 @@ pub struct TaskInstance {
     /// When it last changed state.
     #[schemars(schema_with = "super::formats::timestamp")]
     pub updated_at: Timestamp,
+    /// How it was triggered.
+    #[serde(default)]
+    pub trigger: Trigger,
 }
 
 /// An instance force-stopped during this upgrade (the stopped tasks list).

@@ -2,6 +2,7 @@
 //! types shared by the [`Platform`](super::Platform) trait, its simulator and
 //! the plugins.
 
+mod configuration;
 mod data_update;
 pub mod formats;
 mod instance;
@@ -9,12 +10,13 @@ mod maintenance;
 mod service;
 mod verification;
 
+pub use configuration::{AppliedConfiguration, ConfigurationFile, ConfigurationPackage};
 pub use data_update::{
     AssetRefresh, DataUpdateDetails, DataUpdateStatus, DataUpdateTask, MetadataAcquisition,
 };
 pub use instance::{
     InstanceId, InstanceList, InstanceOutcome, InstanceResult, InstanceStatus, StoppedInstance,
-    TaskInstance, task_name,
+    TaskInstance, Trigger, task_name,
 };
 pub use maintenance::{
     Environment, EnvironmentSwitches, MaintenanceStatus, SavedConfiguration, Switch,

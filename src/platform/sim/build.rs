@@ -13,7 +13,7 @@ use super::tasks::{Done, Instances, Refusal, Run, Wait};
 use crate::platform::figures::days_before;
 use crate::platform::model::{
     BackupStatus, DATASERVICE_STUDIO, Environment, EnvironmentSwitches, InstanceStatus,
-    MaintenanceStatus, MetadataDatabase, ServiceRole,
+    MaintenanceStatus, MetadataDatabase, ServiceRole, Trigger,
 };
 use crate::version::Version;
 
@@ -29,6 +29,7 @@ pub fn fresh(settings: SimSettings, now: Timestamp) -> SimState {
     let version = settings.version.clone();
     SimState {
         online_values: None,
+        configuration: None,
         format: FORMAT,
         skew_ms: 0,
         installed_version: version.clone(),
@@ -164,9 +165,31 @@ fn instances(settings: &SimSettings, now: i64) -> Instances {
                 node: node(i),
                 due: now + between(h, 300, 3_600) as i64,
                 dur: between(h >> 16, 600, 3_600) as i64,
+                trigger: Trigger::AutoTriggered,
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    // Backfill and ad-hoc instances come after every generated one, so the
+    // auto-triggered instances are the same with or without them.
+    let first_other = n + n / 4 + n / 2;
+    let others = std::iter::repeat_n(Trigger::Backfill, settings.backfill as usize)
+        .chain(std::iter::repeat_n(
+            Trigger::AdHoc,
+            settings.ad_hoc as usize,
+        ))
+        .enumerate()
+        .map(|(k, trigger)| {
+            let i = first_other + k as u64;
+            let h = mix(seed, i, 0, DURATION);
+            Wait {
+                id: FIRST_INSTANCE + i,
+                node: node(i),
+                due: now + between(h, 300, 3_600) as i64,
+                dur: between(h >> 16, 600, 3_600) as i64,
+                trigger,
+            }
+        });
+    let waiting: Vec<Wait> = waiting.into_iter().chain(others).collect();
     let finished = (n + n / 4..n + n / 4 + n / 2)
         .map(|i| {
             let h = mix(seed, i, 0, DURATION);
@@ -189,6 +212,8 @@ fn instances(settings: &SimSettings, now: i64) -> Instances {
         finished,
         stopped: Vec::new(),
         dispatch_since: Some(now),
+        execute_since: Some(now),
+        held: Default::default(),
         names: settings.task_names.clone(),
     }
 }

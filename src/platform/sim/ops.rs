@@ -13,10 +13,11 @@ use super::settings::Fault;
 use super::state::SimState;
 use crate::platform::figures::{self, days_before};
 use crate::platform::model::{
-    BackupStatus, DataUpdateTask, DayCounts, DayStatusCounts, Environment, EnvironmentSwitches,
-    FailedInstance, InstanceFilter, InstanceId, InstanceList, InstanceResult, MaintenanceStatus,
-    MetadataDatabase, Pod, RecentInstances, SavedConfiguration, Service, ServiceUpgrade,
-    SevenDayAverage, StatusCounts, StoppedInstance, Switch, TaskInstance,
+    AppliedConfiguration, BackupStatus, ConfigurationPackage, DataUpdateTask, DayCounts,
+    DayStatusCounts, Environment, EnvironmentSwitches, FailedInstance, InstanceFilter, InstanceId,
+    InstanceList, InstanceResult, MaintenanceStatus, MetadataDatabase, Pod, RecentInstances,
+    SavedConfiguration, Service, ServiceUpgrade, SevenDayAverage, StatusCounts, StoppedInstance,
+    Switch, TaskInstance, Trigger,
 };
 use crate::platform::{Platform, PlatformError, PlatformResult};
 use crate::version::Version;
@@ -115,6 +116,28 @@ impl Platform for SimPlatform {
         self.read(|s, _| Ok(s.online_values.clone()))
     }
 
+    async fn apply_configuration(
+        &self,
+        package: &ConfigurationPackage,
+    ) -> PlatformResult<AppliedConfiguration> {
+        let package = package.clone();
+        self.act(MAINTENANCE, move |s, now| {
+            if let Some(values) = package.values() {
+                s.online_values = Some(values.to_owned());
+            }
+            let applied = AppliedConfiguration {
+                name: package.name,
+                sha256: package.sha256,
+                kind: package.kind,
+                files: package.files.into_iter().map(|f| f.path).collect(),
+                applied_at: now,
+            };
+            s.configuration = Some(applied.clone());
+            Ok(applied)
+        })
+        .await
+    }
+
     async fn wait(&self, period: Duration) -> PlatformResult<()> {
         self.advance(period).await
     }
@@ -184,13 +207,15 @@ impl Platform for SimPlatform {
                 Switch::Execution => sw.execution = on,
             }
             let result = *sw;
-            let allowed = s.dispatch_allowed();
-            let since = &mut s.instances.dispatch_since;
-            *since = match (allowed, *since) {
+            let since = |allowed: bool, kept: Option<i64>| match (allowed, kept) {
                 (true, None) => Some(now.as_second()),
                 (true, kept) => kept,
                 (false, _) => None,
             };
+            let auto = s.dispatch_allowed(Trigger::AutoTriggered);
+            let other = s.dispatch_allowed(Trigger::Backfill);
+            s.instances.dispatch_since = since(auto, s.instances.dispatch_since);
+            s.instances.execute_since = since(other, s.instances.execute_since);
             Ok(result)
         })
         .await

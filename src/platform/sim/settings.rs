@@ -30,6 +30,12 @@ pub struct SimSettings {
     pub tenants: Vec<String>,
     /// Running instances that refuse their first force-stop.
     pub refuse_first_stop: u32,
+    /// Data backfill instances waiting for dispatch (due within the hour):
+    /// held only by the execution switch.
+    pub backfill: u32,
+    /// Ad-hoc queries waiting for dispatch (due within the hour): held only
+    /// by the execution switch.
+    pub ad_hoc: u32,
     /// Days (0 = the day of creation, 1 = the day before...) whose
     /// generation made no instances; `None` picks two from the seed.
     pub empty_days: Option<Vec<u32>>,
@@ -63,6 +69,8 @@ impl Default for SimSettings {
             history_days: 35,
             tenants: vec!["default".into(), "finance".into(), "marketing".into()],
             refuse_first_stop: 2,
+            backfill: 0,
+            ad_hoc: 0,
             empty_days: None,
             faults: Vec::new(),
             task_names: Default::default(),

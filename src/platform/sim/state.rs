@@ -17,7 +17,8 @@ use super::services::SimService;
 use super::settings::{Fault, SimSettings};
 use super::tasks::Instances;
 use crate::platform::model::{
-    Environment, EnvironmentSwitches, MaintenanceStatus, MetadataDatabase, ServiceRole,
+    AppliedConfiguration, Environment, EnvironmentSwitches, MaintenanceStatus, MetadataDatabase,
+    ServiceRole, Trigger,
 };
 use crate::version::Version;
 
@@ -57,6 +58,9 @@ pub struct SimState {
     /// with `runbook sim values`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online_values: Option<String>,
+    /// The configuration package an upgrade applied, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<AppliedConfiguration>,
 }
 
 impl SimState {
@@ -94,11 +98,12 @@ impl SimState {
         self.switches.iter_mut().find(|s| s.environment == env)
     }
 
-    /// Whether auto-triggered production instances are dispatched.
-    pub fn dispatch_allowed(&self) -> bool {
-        self.switches
-            .iter()
-            .any(|s| s.environment == Environment::Production && s.schedule && s.execution)
+    /// Whether production instances of `trigger` that have not started
+    /// are dispatched (see [`Trigger::dispatched`]).
+    pub fn dispatch_allowed(&self, trigger: Trigger) -> bool {
+        self.switches.iter().any(|s| {
+            s.environment == Environment::Production && trigger.dispatched(s.schedule, s.execution)
+        })
     }
 
     /// Whether the scheduler has a pod serving (needed to stop and rerun).

@@ -1,6 +1,7 @@
 //! What `runbook sim show` prints: a typed view of the state, rendered as
 //! text or JSON.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
@@ -9,7 +10,8 @@ use serde::Serialize;
 
 use super::state::SimState;
 use crate::platform::model::{
-    DataUpdateTask, EnvironmentSwitches, MaintenanceStatus, MetadataDatabase, ServiceStatus,
+    AppliedConfiguration, DataUpdateTask, EnvironmentSwitches, MaintenanceStatus, MetadataDatabase,
+    ServiceStatus, Trigger,
 };
 use crate::version::Version;
 
@@ -40,6 +42,9 @@ pub struct SimSummary {
     pub databases: Vec<MetadataDatabase>,
     /// Faults still armed.
     pub faults: Vec<String>,
+    /// The configuration package an upgrade applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<AppliedConfiguration>,
 }
 
 /// A service in the summary.
@@ -61,7 +66,7 @@ pub struct ServiceLine {
 }
 
 /// How many instances each list holds.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct InstanceCounts {
     /// Running.
     pub running: usize,
@@ -73,6 +78,10 @@ pub struct InstanceCounts {
     pub stopped: usize,
     /// Force-stopped and rerun.
     pub rerun: usize,
+    /// Waiting, by trigger.
+    pub waiting_by_trigger: BTreeMap<Trigger, usize>,
+    /// Dispatched later than due because a switch held them, by trigger.
+    pub held: BTreeMap<Trigger, u64>,
 }
 
 impl SimSummary {
@@ -109,6 +118,14 @@ impl SimSummary {
                 finished: i.finished.len(),
                 stopped: i.stopped.len(),
                 rerun: i.stopped.iter().filter(|s| s.rerun_at.is_some()).count(),
+                waiting_by_trigger: Trigger::ALL
+                    .iter()
+                    .map(|&t| (t, i.waiting.iter().filter(|w| w.trigger == t).count()))
+                    .collect(),
+                held: Trigger::ALL
+                    .iter()
+                    .map(|&t| (t, i.held.get(&t).copied().unwrap_or(0)))
+                    .collect(),
             },
             data_update: state
                 .data_update
@@ -117,6 +134,7 @@ impl SimSummary {
                 .collect(),
             databases: state.databases.clone(),
             faults: state.faults.iter().map(ToString::to_string).collect(),
+            configuration: state.configuration.clone(),
         }
     }
 }
@@ -158,11 +176,21 @@ impl fmt::Display for SimSummary {
             )?;
         }
         self.fmt_services(f)?;
-        let c = self.instances;
+        let c = &self.instances;
         writeln!(
             f,
             "instances: {} running, {} waiting, {} finished, {} force-stopped ({} rerun)",
             c.running, c.waiting, c.finished, c.stopped, c.rerun
+        )?;
+        let by = |counts: Vec<String>| counts.join(", ");
+        writeln!(
+            f,
+            "  waiting by trigger: {}; held back by a switch: {}",
+            by(c.waiting_by_trigger
+                .iter()
+                .map(|(t, n)| format!("{t} {n}"))
+                .collect()),
+            by(c.held.iter().map(|(t, n)| format!("{t} {n}")).collect())
         )?;
         self.fmt_data_update(f)?;
         let dbs: Vec<String> = self
@@ -171,6 +199,17 @@ impl fmt::Display for SimSummary {
             .map(|d| format!("{} ({})", d.name, json_word(&d.backup)))
             .collect();
         writeln!(f, "metadata databases: {}", dbs.join(", "))?;
+        if let Some(c) = &self.configuration {
+            writeln!(
+                f,
+                "configuration: {} ({}, sha256 {}) applied {}; files: {}",
+                c.name,
+                c.kind,
+                c.sha256.get(..12).unwrap_or(&c.sha256),
+                c.applied_at,
+                c.files.join(", ")
+            )?;
+        }
         if !self.faults.is_empty() {
             writeln!(f, "armed faults: {}", self.faults.join(", "))?;
         }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::hash::{between, mix};
 use crate::platform::model::{
     InstanceId, InstanceList, InstanceOutcome, InstanceResult, InstanceStatus, StoppedInstance,
-    TaskInstance, task_name,
+    TaskInstance, Trigger, task_name,
 };
 
 const FINISH: u64 = 11;
@@ -69,6 +69,9 @@ pub struct Wait {
     pub due: i64,
     /// Run time once dispatched (seconds).
     pub dur: i64,
+    /// How it was triggered (which switch holds it back).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub trigger: Trigger,
 }
 
 /// An instance that finished on its own.
@@ -122,6 +125,14 @@ pub struct Instances {
     /// and execution on); `None` while dispatch is paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispatch_since: Option<i64>,
+    /// Since when backfill and ad-hoc instances are dispatched (Production
+    /// execution on, whatever the schedule switch); `None` while paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execute_since: Option<i64>,
+    /// Instances whose dispatch a switch held back past their due time, by
+    /// trigger: what users felt of the paused scheduling.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub held: BTreeMap<Trigger, u64>,
     /// Task names set by `sim init --task-name`, by node id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub names: BTreeMap<u64, String>,
@@ -156,24 +167,42 @@ impl Instances {
             }
             !over
         });
-        if let Some(since) = self.dispatch_since {
-            self.dispatch(now, since, seed, &mut done);
-        }
+        self.dispatch(now, seed, &mut done);
         self.finished.extend(done);
     }
 
-    fn dispatch(&mut self, now: i64, since: i64, seed: u64, done: &mut Vec<Done>) {
+    /// Since when instances of `trigger` are dispatched, if they are now.
+    fn since(&self, trigger: Trigger) -> Option<i64> {
+        match trigger {
+            Trigger::AutoTriggered => self.dispatch_since,
+            Trigger::Backfill | Trigger::AdHoc => self.execute_since,
+        }
+    }
+
+    fn dispatch(&mut self, now: i64, seed: u64, done: &mut Vec<Done>) {
         let mut started = Vec::new();
+        let auto = self.dispatch_since;
+        let other = self.execute_since;
         self.waiting.retain(|w| {
-            let due = w.due <= now;
-            if due {
+            let since = match w.trigger {
+                Trigger::AutoTriggered => auto,
+                Trigger::Backfill | Trigger::AdHoc => other,
+            };
+            let go = w.due <= now && since.is_some();
+            if go {
                 started.push(w.clone());
             }
-            !due
+            !go
         });
         for w in started {
+            let Some(since) = self.since(w.trigger) else {
+                continue;
+            };
             // An instance due while dispatch was paused starts when it resumed.
             let start = w.due.max(since);
+            if start > w.due {
+                *self.held.entry(w.trigger).or_default() += 1;
+            }
             let end = start + w.dur;
             if end <= now {
                 done.push(finish(w.id, w.node, end, seed));
@@ -311,6 +340,7 @@ impl Instances {
             task_name: self.name(node),
             status,
             updated_at: at(secs),
+            trigger: Trigger::AutoTriggered,
         };
         match list {
             InstanceList::Running => self
@@ -321,7 +351,10 @@ impl Instances {
             InstanceList::Waiting => self
                 .waiting
                 .iter()
-                .map(|w| row(w.id, w.node, InstanceStatus::Waiting, w.due))
+                .map(|w| TaskInstance {
+                    trigger: w.trigger,
+                    ..row(w.id, w.node, InstanceStatus::Waiting, w.due)
+                })
                 .collect(),
             InstanceList::Finished => self
                 .finished

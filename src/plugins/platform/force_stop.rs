@@ -16,7 +16,7 @@ use super::tasks::{Op, Selection, id_list, in_batches, platform_failure};
 use crate::platform::model::{
     InstanceId, InstanceList, InstanceOutcome, InstanceResult, StoppedInstance,
 };
-use crate::plugins::executor::{ItemStatus, Outcome, Progress, StepContext};
+use crate::plugins::executor::{ItemStatus, Milestone, Outcome, Progress, StepContext};
 
 /// Retries of refused instances within one attempt.
 const STOP_RETRIES: u32 = 3;
@@ -189,7 +189,7 @@ async fn finish(ctx: &StepContext, t: &Tally) -> Outcome {
     // "When all tasks are forcibly stopped, the system records the
     // completion time."
     if let Ok(at) = ctx.platform.now().await {
-        ctx.fact("force-stop-completed", json!({"at": at.to_string()}));
+        ctx.milestone(Milestone::TasksForceStopped, at);
     }
     report(ctx, t);
     ctx.log(format!(

@@ -2,6 +2,7 @@
 //! through one step of the upgrade, reporting progress item by item.
 
 mod common;
+mod configuration;
 mod data_update;
 mod force_stop;
 mod maintenance;

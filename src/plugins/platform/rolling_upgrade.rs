@@ -49,6 +49,9 @@ impl Executor for RollingUpgrade {
                 Err(e) => return failed(ctx, "cannot pause scheduling", &e),
             }
         }
+        if let Err(outcome) = super::configuration::apply(ctx).await {
+            return outcome;
+        }
         let services = match ctx.platform.services().await {
             Ok(s) => upgrade_order(s),
             Err(e) => return failed(ctx, "cannot list the services", &e),

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::common::{fail, failed, item, succeeded};
 use crate::platform::PlatformError;
 use crate::platform::model::{InstanceFilter, RecentInstances, SevenDayAverage};
+use crate::platform::verification::Figures;
 use crate::plugins::executor::{Executor, Outcome, Progress, StepContext};
 
 /// Reads the number of generated instances (recent and 7-day average), the
@@ -92,57 +93,59 @@ fn step(ctx: &StepContext, done: u64, what: &str) {
 }
 
 async fn figures(ctx: &StepContext, filter: &InstanceFilter) -> Result<Outcome, PlatformError> {
-    let p = &ctx.platform;
     step(ctx, 0, "");
-    let recent = p.recent_instances().await?;
-    step(ctx, 1, &format!("recent production instances: {recent}"));
-    let average = p.seven_day_average().await?;
+    let f = Figures::read(ctx.platform.as_ref(), filter).await?;
+    step(
+        ctx,
+        1,
+        &format!("recent production instances: {}", f.recent_instances),
+    );
     step(
         ctx,
         2,
-        &format!("7-day average instances (T-8 to T-2): {average}"),
+        &format!(
+            "7-day average instances (T-8 to T-2): {}",
+            f.seven_day_average
+        ),
     );
-    let distribution = p.status_distribution(filter).await?;
-    let week = p.weekly_status_counts(filter).await?;
-    let date = week.last().map(|d| d.data_timestamp);
     step(
         ctx,
         3,
         &format!(
             "status distribution for {}: {} instances, {} failed",
-            date.map(|d| d.to_string()).unwrap_or_default(),
-            distribution.total(),
-            distribution.failed
+            f.data_timestamp.map(|d| d.to_string()).unwrap_or_default(),
+            f.status_distribution.total(),
+            f.status_distribution.failed
         ),
     );
     step(ctx, 4, "7-day instance count read");
-    let failed = p
-        .failed_today_succeeded_yesterday(filter.tenant.as_deref())
-        .await?;
+    let failed = &f.failed_today_succeeded_yesterday;
     step(
         ctx,
         5,
         &format!(
-            "{} instance(s) failed today but succeeded yesterday: rerun them and monitor for 30 minutes",
+            "{} instance(s) failed today but succeeded yesterday: rerun them and monitor for 30 minutes (`runbook verify --follow` refreshes the list every 20 s)",
             failed.len()
         ),
     );
     ctx.fact(
         "verification",
         json!({
-            "recent_instances": recent,
-            "seven_day_average": average_value(average),
-            "data_timestamp": date,
-            "tenant": filter.tenant.as_deref().unwrap_or("all"),
-            "status_distribution": distribution,
-            "weekly_status_counts": week,
+            "recent_instances": f.recent_instances,
+            "seven_day_average": average_value(f.seven_day_average),
+            "data_timestamp": f.data_timestamp,
+            "tenant": f.tenant,
+            "status_distribution": f.status_distribution,
+            "weekly_status_counts": f.weekly_status_counts,
             "failed_today_succeeded_yesterday": failed.len(),
             "failed_instances": &failed[..failed.len().min(FAILED_ROWS)],
         }),
     );
     Ok(succeeded([
-        ("recent_instances", recent_value(recent)),
-        ("seven_day_average", average_value(average)),
+        ("recent_instances", recent_value(f.recent_instances)),
+        ("seven_day_average", average_value(f.seven_day_average)),
+        ("failed_today", json!(failed.len())),
+        ("summary", json!(f.summary())),
     ]))
 }
 

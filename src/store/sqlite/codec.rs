@@ -11,7 +11,8 @@ use crate::version::Mode;
 
 pub(super) const RECORD_COLUMNS: &str = "id, status, mode, initial_version, target_version, runbook_name, \
      runbook_version, plan_digest, created_at, started_at, completed_at, maintenance_entered_at, \
-     maintenance_exited_at, scheduling_paused_at, scheduling_resumed_at, closed_by";
+     maintenance_exited_at, scheduling_paused_at, scheduling_resumed_at, closed_by, \
+     tasks_force_stopped_at";
 
 pub(super) const ACTIVE: &str = "status IN ('configuring', 'upgrading', 'verifying')";
 
@@ -37,6 +38,7 @@ pub(super) fn record_from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
         scheduling_paused_at: ts(13)?,
         scheduling_resumed_at: ts(14)?,
         closed_by: row.get(15)?,
+        tasks_force_stopped_at: ts(16)?,
     })
 }
 

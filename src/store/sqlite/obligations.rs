@@ -180,10 +180,15 @@ fn holder_tx(
 }
 
 /// The claim itself, for use inside a transaction that also creates the record.
-pub(super) fn claim_tx(tx: &Transaction<'_>, id: RecordId, me: &ProcessId) -> TxResult<()> {
-    status_of(tx, id)?;
+/// Refuses with [`StoreError::Held`] when a live process other than `me`
+/// drives the record.
+pub(super) fn refuse_other_holder_tx(
+    tx: &Transaction<'_>,
+    id: RecordId,
+    me: Option<&ProcessId>,
+) -> TxResult<()> {
     if let Some((holder, since)) = holder_tx(tx, id)? {
-        if &holder != me && holder.is_alive() {
+        if Some(&holder) != me && holder.is_alive() {
             return Err(StoreError::Held {
                 record: id,
                 pid: holder.pid,
@@ -193,6 +198,12 @@ pub(super) fn claim_tx(tx: &Transaction<'_>, id: RecordId, me: &ProcessId) -> Tx
             .into());
         }
     }
+    Ok(())
+}
+
+pub(super) fn claim_tx(tx: &Transaction<'_>, id: RecordId, me: &ProcessId) -> TxResult<()> {
+    status_of(tx, id)?;
+    refuse_other_holder_tx(tx, id, Some(me))?;
     tx.execute(
         "INSERT INTO engine_claims (record, pid, host, proc_start, boot_id, claimed_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)

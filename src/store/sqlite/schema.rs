@@ -17,7 +17,8 @@ use crate::store::StoreError;
 ///   (`config_packages`).
 /// - 3: obligations (toggles an upgrade flipped, until restored, undone or
 ///   waived) and engine claims (which process drives a record).
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+/// - 4: `records.tasks_force_stopped_at`.
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
 
 /// The newest store format this build reads and writes.
 pub const FORMAT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -166,6 +167,12 @@ CREATE TABLE engine_claims (
     boot_id     TEXT NOT NULL,
     claimed_at  TEXT NOT NULL
 );
+";
+
+const SCHEMA_V4: &str = "
+-- When force-stopping the running tasks completed (the seed: \"When all
+-- tasks are forcibly stopped, the system records the completion time\").
+ALTER TABLE records ADD COLUMN tasks_force_stopped_at TEXT;
 ";
 
 pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {
