@@ -7,7 +7,7 @@ use std::time::Duration;
 use runbook::platform::figures::days_before;
 use runbook::platform::model::{
     Environment, InstanceFilter, InstanceId, InstanceList, InstanceOutcome, InstanceStatus,
-    RecentInstances, RollOrder, ServiceStatus, SevenDayAverage, Switch,
+    RecentInstances, RollOrder, ServiceStatus, SevenDayAverage, Switch, Trigger,
 };
 use runbook::platform::sim::{Fault, SimPlatform, SimSettings};
 use runbook::platform::{Platform, PlatformErrorKind};
@@ -579,4 +579,121 @@ fn the_sim_command_creates_shows_advances_and_resets() {
     let missing = runbook(&["sim", "show", "--state", "/nonexistent/sim.json"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("runbook sim init"));
+}
+
+/// Waiting instances of one trigger.
+async fn waiting_of(sim: &SimPlatform, trigger: Trigger) -> usize {
+    let waiting = sim.instances(InstanceList::Waiting).await.unwrap();
+    waiting.iter().filter(|i| i.trigger == trigger).count()
+}
+
+fn with_backfill_and_ad_hoc() -> SimSettings {
+    SimSettings {
+        backfill: 6,
+        ad_hoc: 4,
+        ..settings()
+    }
+}
+
+/// "Schedule switch: ... When this switch is off, new auto triggered tasks
+/// are not dispatched. Task instances that are already running continue to
+/// run. Data backfill tasks and ad-hoc queries are not affected."
+#[tokio::test]
+async fn the_schedule_switch_holds_auto_triggered_instances_only() {
+    let (_dir, sim) = sim_with(with_backfill_and_ad_hoc());
+    assert_eq!(waiting_of(&sim, Trigger::Backfill).await, 6);
+    assert_eq!(waiting_of(&sim, Trigger::AdHoc).await, 4);
+    let auto = waiting_of(&sim, Trigger::AutoTriggered).await;
+    let running = running_ids(&sim).await;
+    let prod = Environment::Production;
+    sim.set_switch(prod, Switch::Schedule, false).await.unwrap();
+    // Long enough for every running instance to reach its end.
+    sim.advance(Duration::from_secs(4 * 3600)).await.unwrap();
+    assert_eq!(waiting_of(&sim, Trigger::AutoTriggered).await, auto);
+    assert_eq!(
+        waiting_of(&sim, Trigger::Backfill).await,
+        0,
+        "backfill runs"
+    );
+    assert_eq!(waiting_of(&sim, Trigger::AdHoc).await, 0, "ad-hoc runs");
+    // The instances running when the switch went off ran on to their end.
+    let finished: Vec<InstanceId> = sim
+        .instances(InstanceList::Finished)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert!(running.iter().all(|id| finished.contains(id)));
+    let held = sim.summary().instances.held;
+    assert_eq!(held[&Trigger::Backfill], 0);
+    assert_eq!(held[&Trigger::AdHoc], 0);
+    sim.set_switch(prod, Switch::Schedule, true).await.unwrap();
+    sim.advance(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(waiting_of(&sim, Trigger::AutoTriggered).await, 0);
+    assert_eq!(
+        sim.summary().instances.held[&Trigger::AutoTriggered] as usize,
+        auto,
+        "every auto-triggered instance was dispatched late"
+    );
+}
+
+/// "Execution switch: ... This switch affects data backfill tasks, auto
+/// triggered tasks, and ad-hoc queries. When this switch is off, instances
+/// that have not started are not dispatched. Task instances that are
+/// already running continue to run."
+#[tokio::test]
+async fn the_execution_switch_holds_every_kind_but_not_running_instances() {
+    let (_dir, sim) = sim_with(with_backfill_and_ad_hoc());
+    let auto = waiting_of(&sim, Trigger::AutoTriggered).await;
+    let running = running_ids(&sim).await;
+    let prod = Environment::Production;
+    sim.set_switch(prod, Switch::Execution, false)
+        .await
+        .unwrap();
+    // Long enough for every running instance to reach its end.
+    sim.advance(Duration::from_secs(4 * 3600)).await.unwrap();
+    assert_eq!(waiting_of(&sim, Trigger::AutoTriggered).await, auto);
+    assert_eq!(waiting_of(&sim, Trigger::Backfill).await, 6);
+    assert_eq!(waiting_of(&sim, Trigger::AdHoc).await, 4);
+    assert!(
+        running_ids(&sim)
+            .await
+            .iter()
+            .all(|id| !running.contains(id)),
+        "running instances went on to finish"
+    );
+    sim.set_switch(prod, Switch::Execution, true).await.unwrap();
+    sim.advance(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(waiting_of(&sim, Trigger::Backfill).await, 0);
+    assert_eq!(waiting_of(&sim, Trigger::AdHoc).await, 0);
+    let held = sim.summary().instances.held;
+    assert_eq!(held[&Trigger::Backfill], 6);
+    assert_eq!(held[&Trigger::AdHoc], 4);
+}
+
+/// "If an instance includes a scheduling change, the change takes effect
+/// the day after the upgrade is complete": not while the acquisition runs,
+/// and from the next day once it has succeeded.
+#[tokio::test]
+async fn metadata_acquisition_scheduling_changes_take_effect_the_next_day() {
+    use runbook::platform::model::{DataUpdateDetails, DataUpdateStatus};
+    let (_dir, sim) = sim();
+    let started = sim.run_data_update("metadata-acquisition").await.unwrap();
+    let changes_from = |task: &runbook::platform::model::DataUpdateTask| match task.details {
+        Some(DataUpdateDetails::MetadataAcquisition(m)) => m.scheduling_changes_from,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(changes_from(&started), None, "not while it runs");
+    sim.advance(Duration::from_secs(3600)).await.unwrap();
+    let tasks = sim.data_update_tasks().await.unwrap();
+    let done = tasks
+        .iter()
+        .find(|t| t.name == "metadata-acquisition")
+        .unwrap();
+    assert_eq!(done.status, DataUpdateStatus::Successful);
+    let finished = jiff::tz::TimeZone::UTC
+        .to_datetime(done.finished_at.unwrap())
+        .date();
+    assert_eq!(changes_from(done), Some(finished.tomorrow().unwrap()));
 }

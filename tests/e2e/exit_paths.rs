@@ -12,19 +12,19 @@
 use super::*;
 
 /// The shipped upgrade a scenario runs, with its simulator settings.
-struct Mode {
-    example: &'static str,
-    runbook: &'static str,
-    sim: &'static [&'static str],
+pub(super) struct Mode {
+    pub(super) example: &'static str,
+    pub(super) runbook: &'static str,
+    pub(super) sim: &'static [&'static str],
 }
 
-const SEMI: Mode = Mode {
+pub(super) const SEMI: Mode = Mode {
     example: "semi-downtime",
     runbook: "semi-downtime@1",
     sim: &["--time-scale", "0"],
 };
 
-const DOWN: Mode = Mode {
+pub(super) const DOWN: Mode = Mode {
     example: "downtime",
     runbook: "downtime@1",
     sim: &["--version", "V5.0.3", "--time-scale", "0"],
@@ -32,7 +32,7 @@ const DOWN: Mode = Mode {
 
 /// How `boom` behaves.
 #[derive(Clone, Copy, Debug)]
-enum Boom {
+pub(super) enum Boom {
     /// Fails; the upgrade fails (`on_failure = "fail"`).
     Fail,
     /// Fails and pauses; the unattended run exits 5.
@@ -43,10 +43,10 @@ enum Boom {
     Hold,
 }
 
-struct Scenario {
-    site: Site,
-    upgrade: String,
-    sim_path: PathBuf,
+pub(super) struct Scenario {
+    pub(super) site: Site,
+    pub(super) upgrade: String,
+    pub(super) sim_path: PathBuf,
 }
 
 /// The normal-flow step ids of a shipped mode, in plan order.
@@ -67,7 +67,7 @@ fn step_ids(mode: &Mode) -> Vec<String> {
 
 impl Scenario {
     /// A fresh folder whose upgrade runs `boom` right after `after`.
-    fn new(mode: &Mode, after: &str, boom: Boom) -> Scenario {
+    pub(super) fn new(mode: &Mode, after: &str, boom: Boom) -> Scenario {
         let site = Site::new();
         let ids = step_ids_cached(mode);
         let later: Vec<String> = ids

@@ -361,3 +361,96 @@ fn a_saved_configuration_can_be_edited_until_it_starts() {
         out.stderr
     );
 }
+
+/// What each mode does to dispatch, per the seed: semi-downtime and
+/// downtime pause scheduling (Task Scheduling=Off, Task Execution=On), so
+/// auto-triggered instances due meanwhile are held back while backfill and
+/// ad-hoc instances are not; zero-downtime holds nothing.
+#[test]
+fn each_mode_holds_only_what_its_switches_hold() {
+    for (example, sim, auto_held) in [
+        ("semi-downtime", &["--time-scale", "0"][..], true),
+        (
+            "downtime",
+            &["--version", "V5.0.3", "--time-scale", "0"][..],
+            true,
+        ),
+        ("zero-downtime", &["--time-scale", "0"][..], false),
+    ] {
+        let site = Site::new();
+        let upgrade = format!("examples/{example}.toml");
+        let mut args = sim.to_vec();
+        args.extend(["--backfill", "5", "--ad-hoc", "5"]);
+        let state = site.init_sim(&upgrade, &args);
+        site.upgrade(&upgrade).expect_code(0, example);
+        let summary = SimPlatform::open(&state).unwrap().summary();
+        let held = &summary.instances.held;
+        let count = |t: runbook::platform::model::Trigger| held.get(&t).copied().unwrap_or(0);
+        use runbook::platform::model::Trigger;
+        assert_eq!(count(Trigger::Backfill), 0, "{example}: {held:?}");
+        assert_eq!(count(Trigger::AdHoc), 0, "{example}: {held:?}");
+        assert_eq!(
+            count(Trigger::AutoTriggered) > 0,
+            auto_held,
+            "{example}: {held:?}"
+        );
+    }
+}
+
+/// DataService Studio's APIs per mode, looked at while the upgrade holds at
+/// a point of each mode: synchronous calls and asynchronous calls on the
+/// four named data sources stay available; during the downtime shutdown
+/// logical-table APIs and development calls are not served; after each
+/// upgrade everything is served again.
+#[test]
+fn dataservice_apis_per_mode() {
+    use super::exit_paths::{Boom, DOWN, Mode, SEMI, Scenario};
+    const ZERO: Mode = Mode {
+        example: "zero-downtime",
+        runbook: "zero-downtime@1",
+        sim: &["--time-scale", "0"],
+    };
+    // (mode, held after, async on other sources, logical-table APIs)
+    for (mode, after, other_async, logical) in [
+        (&SEMI, "enter-maintenance", false, true),
+        (&DOWN, "shutdown", false, false),
+        (&ZERO, "start-upgrade", true, true),
+    ] {
+        let s = Scenario::new(mode, after, Boom::Hold);
+        let run = s.site.start_upgrade(&s.upgrade);
+        let started = Instant::now();
+        while !s.site.path("holding").exists() {
+            assert!(started.elapsed() < STATE_DEADLINE, "{after} never held");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let apis = SimPlatform::open(&s.sim_path)
+            .unwrap()
+            .summary()
+            .dataservice;
+        let case = format!("{} after {after}: {apis:?}", mode.example);
+        assert!(apis.served, "{case}");
+        for calls in &apis.calls {
+            assert!(calls.sync, "{case}");
+            let named = runbook::platform::sim::ASYNC_SOURCES.contains(&calls.data_source.as_str());
+            assert_eq!(calls.asynchronous, named || other_async, "{case}");
+        }
+        assert_eq!(
+            apis.calls
+                .iter()
+                .filter(|c| c.data_source != "other")
+                .count(),
+            4,
+            "{case}"
+        );
+        assert_eq!(apis.logical_table_apis, logical, "{case}");
+        assert_eq!(apis.development_calls, logical, "{case}");
+        std::fs::write(s.site.path("resumed"), "").unwrap();
+        run.wait(RUN_DEADLINE).expect_code(0, &case);
+        let after_run = SimPlatform::open(&s.sim_path)
+            .unwrap()
+            .summary()
+            .dataservice;
+        assert!(after_run.calls.iter().all(|c| c.sync && c.asynchronous));
+        assert!(after_run.logical_table_apis && after_run.development_calls);
+    }
+}

@@ -78,6 +78,14 @@ pub struct MetadataAcquisition {
     pub total_workflows: u64,
     /// Workflows completed.
     pub completed_workflows: u64,
+    /// "If an instance includes a scheduling change, the change takes
+    /// effect the day after the upgrade is complete": the first day the
+    /// acquisition instances run with the changed schedule (known once the
+    /// task has succeeded). Instances before it keep their schedule and run
+    /// the latest execution code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::formats::date")]
+    pub scheduling_changes_from: Option<jiff::civil::Date>,
 }
 
 /// The details some tasks report.

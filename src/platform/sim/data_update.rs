@@ -139,9 +139,21 @@ impl SimDataUpdate {
                 DataUpdateDetails::MetadataAcquisition(MetadataAcquisition {
                     total_workflows: workflows,
                     completed_workflows: workflows * permille / 1000,
+                    scheduling_changes_from: self.scheduling_changes_from(),
                 }),
             ),
         }
+    }
+
+    /// The day after the acquisition finished successfully: when the
+    /// simulated platform applies scheduling changes (the simulator takes
+    /// the task's end as the upgrade's completion).
+    fn scheduling_changes_from(&self) -> Option<jiff::civil::Date> {
+        if self.status != DataUpdateStatus::Successful {
+            return None;
+        }
+        let day = super::history::civil(at(self.finished?)).date();
+        day.tomorrow().ok()
     }
 
     fn note(&mut self, now: i64, line: impl AsRef<str>) {

@@ -9,6 +9,7 @@
 
 mod build;
 mod data_update;
+mod dataservice;
 mod file;
 mod hash;
 mod history;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+pub use dataservice::{ASYNC_SOURCES, DataServiceApis, SourceCalls};
 pub use settings::{DEFAULT_STATE, DEFAULT_VERSION, FAULT_KINDS, Fault, SimSettings};
 pub use state::{FORMAT, SimState};
 pub use summary::SimSummary;

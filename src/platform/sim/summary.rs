@@ -8,6 +8,7 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::dataservice::DataServiceApis;
 use super::state::SimState;
 use crate::platform::model::{
     AppliedConfiguration, DataUpdateTask, EnvironmentSwitches, MaintenanceStatus, MetadataDatabase,
@@ -42,6 +43,8 @@ pub struct SimSummary {
     pub databases: Vec<MetadataDatabase>,
     /// Faults still armed.
     pub faults: Vec<String>,
+    /// DataService Studio's API availability now.
+    pub dataservice: DataServiceApis,
     /// The configuration package an upgrade applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub configuration: Option<AppliedConfiguration>,
@@ -135,6 +138,7 @@ impl SimSummary {
             databases: state.databases.clone(),
             faults: state.faults.iter().map(ToString::to_string).collect(),
             configuration: state.configuration.clone(),
+            dataservice: DataServiceApis::of(state),
         }
     }
 }
@@ -199,6 +203,7 @@ impl fmt::Display for SimSummary {
             .map(|d| format!("{} ({})", d.name, json_word(&d.backup)))
             .collect();
         writeln!(f, "metadata databases: {}", dbs.join(", "))?;
+        writeln!(f, "{}", self.dataservice.line())?;
         if let Some(c) = &self.configuration {
             writeln!(
                 f,

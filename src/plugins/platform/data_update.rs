@@ -172,8 +172,12 @@ fn describe(details: DataUpdateDetails) -> String {
             a.total, a.remaining, a.succeeded, a.failed
         ),
         DataUpdateDetails::MetadataAcquisition(m) => format!(
-            "workflows: {} of {} completed",
-            m.completed_workflows, m.total_workflows
+            "workflows: {} of {} completed{}",
+            m.completed_workflows,
+            m.total_workflows,
+            m.scheduling_changes_from
+                .map(|d| format!("; scheduling changes take effect on {d}"))
+                .unwrap_or_default()
         ),
     }
 }
