@@ -15,6 +15,7 @@ pub mod notify;
 pub mod plan;
 pub mod platform;
 pub mod plugins;
+pub mod redact;
 pub mod report;
 pub mod runbook;
 pub mod schema;

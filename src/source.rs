@@ -19,7 +19,7 @@ use crate::diag::{Diag, Diags, SourceFile};
 pub const MAX_TOML_BYTES: usize = 32 * 1024 * 1024;
 
 /// One step of a path into a TOML document.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Seg {
     /// A table key.
     Key(String),
@@ -28,7 +28,7 @@ pub enum Seg {
 }
 
 /// A path into a TOML document, e.g. `steps[3].needs[1]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DocPath(pub Vec<Seg>);
 
 impl DocPath {
@@ -179,34 +179,64 @@ fn toml_error(
 /// default, say), the deepest existing ancestor is returned, so a
 /// diagnostic always points somewhere sensible.
 pub fn locate(file: &SourceFile, path: &DocPath, target: Target) -> Range<usize> {
-    let Ok(root) = DeTable::parse(&file.text) else {
+    let Some(index) = file.cached(SpanIndex::build) else {
         return 0..0;
     };
-    let mut span = 0..0;
-    let mut current: Option<&DeValue<'_>> = None;
-    let mut table: Option<&DeTable<'_>> = Some(root.get_ref());
-    for (i, seg) in path.0.iter().enumerate() {
-        let last = i + 1 == path.0.len();
-        let next = match (seg, table, current) {
-            (Seg::Key(k), Some(t), _) => t.get_key_value(k.as_str()).map(|(key, value)| {
-                if last && target == Target::Key {
-                    span = key.span();
-                } else {
-                    span = value.span();
-                }
-                value.get_ref()
-            }),
-            (Seg::Index(n), _, Some(DeValue::Array(items))) => items.get(*n).map(|value| {
-                span = value.span();
-                value.get_ref()
-            }),
-            _ => None,
+    // The deepest part of the path the document has.
+    for len in (1..=path.0.len()).rev() {
+        let prefix = &path.0[..len];
+        let found = if len == path.0.len() && target == Target::Key {
+            index.keys.get(prefix)
+        } else {
+            index.values.get(prefix)
         };
-        let Some(value) = next else { break };
-        current = Some(value);
-        table = value.as_table();
+        if let Some(span) = found {
+            return span.clone();
+        }
     }
-    span
+    0..0
+}
+
+/// Every key's and value's span in a TOML document, by path: built once
+/// per file (see [`SourceFile::cached`]), so locating a problem is a lookup.
+#[derive(Default)]
+struct SpanIndex {
+    keys: std::collections::HashMap<Vec<Seg>, Range<usize>>,
+    values: std::collections::HashMap<Vec<Seg>, Range<usize>>,
+}
+
+impl SpanIndex {
+    fn build(text: &str) -> SpanIndex {
+        let mut index = SpanIndex::default();
+        if let Ok(root) = DeTable::parse(text) {
+            index.table(root.get_ref(), &mut Vec::new());
+        }
+        index
+    }
+
+    fn table(&mut self, table: &DeTable<'_>, path: &mut Vec<Seg>) {
+        for (key, value) in table {
+            path.push(Seg::Key(key.get_ref().to_string()));
+            self.keys.insert(path.clone(), key.span());
+            self.value(value, path);
+            path.pop();
+        }
+    }
+
+    fn value(&mut self, value: &toml::Spanned<DeValue<'_>>, path: &mut Vec<Seg>) {
+        self.values.insert(path.clone(), value.span());
+        match value.get_ref() {
+            DeValue::Table(t) => self.table(&t.clone(), path),
+            DeValue::Array(items) => {
+                for (n, item) in items.iter().enumerate() {
+                    path.push(Seg::Index(n));
+                    self.value(item, path);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,62 @@ use handlebars::template::{Parameter, Template, TemplateElement};
 use handlebars::{Handlebars, Path};
 use serde::Serialize;
 
+/// The longest template in one runbook value (a parameter, a `when`):
+/// compiling grows faster than the text, and no real value comes close.
+pub const MAX_FIELD_TEMPLATE_BYTES: usize = 16 * 1024;
+
+/// The largest template file (announcement, report).
+pub const MAX_TEMPLATE_BYTES: u64 = 256 * 1024;
+
+/// The most one runbook value may render to: a loop over a loop cannot
+/// fill memory or the screen.
+pub const MAX_RENDERED_BYTES: usize = 1 << 20;
+
+/// A writer that refuses to grow past `limit` bytes, so rendering stops
+/// as soon as the result would be too large (bounding its work too).
+pub struct Limited {
+    /// What was written.
+    pub bytes: Vec<u8>,
+    limit: usize,
+    /// The limit was reached.
+    pub exceeded: bool,
+}
+
+impl Limited {
+    /// An empty writer taking at most `limit` bytes.
+    pub fn new(limit: usize) -> Limited {
+        Limited {
+            bytes: Vec::new(),
+            limit,
+            exceeded: false,
+        }
+    }
+}
+
+impl std::io::Write for Limited {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len().saturating_add(buf.len()) > self.limit {
+            self.exceeded = true;
+            return Err(std::io::Error::other("the size limit is reached"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn too_long(text: &str) -> Option<String> {
+    (text.len() > MAX_FIELD_TEMPLATE_BYTES).then(|| {
+        format!(
+            "the template is {} bytes, more than the limit of {MAX_FIELD_TEMPLATE_BYTES} for one value; move long text into a template file",
+            text.len()
+        )
+    })
+}
+
 /// A registry for rendering runbook values: strict, no HTML escaping (these
 /// values go to programs and APIs, not browsers).
 pub fn registry() -> Handlebars<'static> {
@@ -20,9 +76,21 @@ pub fn registry() -> Handlebars<'static> {
 }
 
 /// Renders one template string against `context`.
+///
+/// The template must be at most [`MAX_FIELD_TEMPLATE_BYTES`] long and
+/// render to at most [`MAX_RENDERED_BYTES`].
 pub fn render(hb: &Handlebars<'_>, text: &str, context: &impl Serialize) -> Result<String, String> {
-    hb.render_template(text, context)
-        .map_err(|e| render_error(&e))
+    if let Some(why) = too_long(text) {
+        return Err(why);
+    }
+    let mut out = Limited::new(MAX_RENDERED_BYTES);
+    match hb.render_template_to_write(text, context, &mut out) {
+        Ok(()) => Ok(String::from_utf8_lossy(&out.bytes).into_owned()),
+        Err(_) if out.exceeded => Err(format!(
+            "the template renders to more than {MAX_RENDERED_BYTES} bytes; loop over less (nested {{{{#each}}}} multiply)"
+        )),
+        Err(e) => Err(render_error(&e)),
+    }
 }
 
 fn render_error(e: &handlebars::RenderError) -> String {
@@ -86,6 +154,9 @@ pub struct Reference {
 /// `#each` and `#with` blocks are relative to the block's value and are
 /// left out; `this` and `@` locals are never references.
 pub fn references(text: &str) -> Result<Vec<Reference>, String> {
+    if let Some(why) = too_long(text) {
+        return Err(why);
+    }
     let template = Template::compile(text).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     collect(&template, &mut out);

@@ -251,16 +251,14 @@ pub struct Upgrade {
 impl Upgrade {
     /// Reads and parses an upgrade file; unknown keys are errors.
     pub fn load(path: &Path) -> Result<Upgrade, Diags> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diags::from(
-                Diag::new(
-                    &SourceFile::new(path.display().to_string(), ""),
-                    0..0,
-                    format!("cannot read the upgrade file: {e}"),
-                )
-                .hint("pass the path of an upgrade file, e.g. examples/upgrade.toml"),
-            )
-        })?;
+        let text =
+            crate::fsutil::read_input(path, crate::fsutil::MAX_INPUT_BYTES).map_err(|e| {
+                let diag = Diag::unreadable(&path.display().to_string(), &e, "upgrade file");
+                Diags::from(match e {
+                    crate::fsutil::InputError::NotUtf8 { .. } => diag,
+                    _ => diag.hint("pass the path of an upgrade file, e.g. examples/upgrade.toml"),
+                })
+            })?;
         Upgrade::from_text(path, text)
     }
 

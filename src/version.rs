@@ -295,8 +295,14 @@ pub struct ModeRule {
     /// The current version must be at least this one (semi-downtime: 5.1.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_at_least: Option<Version>,
-    /// The first N segments of current and target must be equal (zero-downtime: 3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The first N segments of current and target must be equal (zero-downtime: 3);
+    /// N is 1 to 8.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "leading_segments"
+    )]
+    #[schemars(range(min = 1, max = 8))]
     pub same_leading_segments: Option<usize>,
     /// The target version must not declare itself incompatible with this mode (zero-downtime).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -358,6 +364,20 @@ impl UpgradePath {
 }
 
 /// "first three segments": the reasons are read by operators, so small counts are spelled out.
+/// The most leading segments a rule may compare: it sizes a loop and the
+/// text of an error, so a huge number must be refused where it is written.
+pub const MAX_LEADING_SEGMENTS: usize = 8;
+
+fn leading_segments<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let n = <u64 as serde::Deserialize>::deserialize(d)?;
+    match usize::try_from(n) {
+        Ok(n @ 1..=MAX_LEADING_SEGMENTS) => Ok(Some(n)),
+        _ => Err(serde::de::Error::custom(format!(
+            "same_leading_segments must be between 1 and {MAX_LEADING_SEGMENTS}, not {n} (a version has at most that many segments worth comparing)"
+        ))),
+    }
+}
+
 fn leading_segments_phrase(n: usize) -> String {
     const WORDS: [&str; 9] = [
         "zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
@@ -1019,7 +1039,8 @@ mod tests {
         );
         assert_eq!(
             schema["properties"]["same_leading_segments"]["description"],
-            "The first N segments of current and target must be equal (zero-downtime: 3)."
+            "The first N segments of current and target must be equal (zero-downtime: 3);\nN is 1 to 8."
         );
+        assert_eq!(schema["properties"]["same_leading_segments"]["maximum"], 8);
     }
 }

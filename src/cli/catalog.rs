@@ -104,25 +104,23 @@ pub fn read_yaml_file(
         crate::errln!("error: {message}");
         exit::BAD_INPUT
     };
-    let len = std::fs::metadata(path)
-        .map_err(|e| fail(format!("cannot read the {what} {}: {e}", path.display())))?
-        .len();
-    if len > limits.max_bytes as u64 {
-        return Err(fail(format!(
-            "the {what} {} is {len} bytes, more than the limit of {} (hint: raise it with --max-yaml-size if the file is genuine)",
+    use crate::fsutil::InputError;
+    match crate::fsutil::read_input(path, limits.max_bytes as u64) {
+        Ok(text) => Ok(SourceFile::new(path.display().to_string(), text)),
+        Err(InputError::TooLarge { limit }) => Err(fail(format!(
+            "the {what} {} is larger than the limit of {limit} bytes (hint: raise it with --max-yaml-size if the file is genuine)",
             path.display(),
-            limits.max_bytes
-        )));
-    }
-    let bytes = std::fs::read(path)
-        .map_err(|e| fail(format!("cannot read the {what} {}: {e}", path.display())))?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        fail(format!(
-            "the {what} {} is not UTF-8 text (hint: save it as UTF-8)",
+        ))),
+        Err(e @ InputError::NotUtf8 { .. }) => {
+            let diag = crate::diag::Diag::unreadable(&path.display().to_string(), &e, what);
+            crate::errs!("{diag}");
+            Err(exit::BAD_INPUT)
+        }
+        Err(e) => Err(fail(format!(
+            "cannot read the {what} {}: {e}",
             path.display()
-        ))
-    })?;
-    Ok(SourceFile::new(path.display().to_string(), text))
+        ))),
+    }
 }
 
 fn open_store(state: &Path) -> Result<SqliteStore, u8> {

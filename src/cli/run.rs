@@ -101,7 +101,7 @@ pub fn run(upgrade: &Path, flags: &RunFlags) -> u8 {
 
 /// `runbook apply plan.json`.
 pub fn apply_file(path: &Path, flags: &RunFlags) -> u8 {
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::fsutil::read_input(path, crate::fsutil::MAX_INPUT_BYTES) {
         Ok(t) => t,
         Err(e) => {
             crate::errln!("error: cannot read the plan {}: {e}", path.display());

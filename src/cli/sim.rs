@@ -161,7 +161,8 @@ pub fn sim_cmd(command: SimCommand) -> u8 {
             clear: _,
             state,
         } => {
-            let text = match file.map(std::fs::read_to_string).transpose() {
+            let read = |f: PathBuf| crate::fsutil::read_input(&f, crate::fsutil::MAX_INPUT_BYTES);
+            let text = match file.map(read).transpose() {
                 Ok(t) => t,
                 Err(e) => {
                     crate::errln!("error: cannot read the values file: {e}");

@@ -248,17 +248,6 @@ fn push_capped(into: &mut Vec<u8>, buf: &[u8], cap: usize) -> std::io::Result<()
     Ok(())
 }
 
-/// SHA-256 of the file at `path`, streamed (a package may be large), as
-/// lowercase hex: what the plan records of a checked package, so the
-/// upgrade hands over exactly the package that was checked.
-pub fn sha256_of(path: &Path) -> std::io::Result<String> {
-    use sha2::Sha256;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(format!("{:x}", hasher.finalize()))
-}
-
 /// The site's files of a package (not the standard template, which the
 /// platform ships): `values.yaml` and `overlay.yaml` of a non-standard
 /// package, every YAML document of a standard one, as `(path, text)`.

@@ -603,8 +603,8 @@ fn hand_over_config_package(steps: &mut [PlannedStep], upgrade: &Upgrade, diags:
     let Some(path) = config_package_path(upgrade) else {
         return;
     };
-    let sha = match crate::config::package::sha256_of(&path) {
-        Ok(sha) => sha,
+    let sha = match crate::fsutil::sha256_file(&path) {
+        Ok((_, sha)) => sha,
         Err(e) => {
             diags.push(upgrade.diag(
                 &DocPath::root().key("config_package"),

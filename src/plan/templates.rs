@@ -49,7 +49,7 @@ impl Chosen {
 
 fn load(upgrade: &Upgrade, key: &str, path: &str, diags: &mut Diags) -> Option<Loaded> {
     let full = upgrade.dir.join(path);
-    match std::fs::read_to_string(&full) {
+    match crate::fsutil::read_input(&full, crate::template::MAX_TEMPLATE_BYTES) {
         Ok(text) => Some((
             SourceFile::new(full.display().to_string(), text.clone()),
             text,

@@ -95,11 +95,7 @@ pub fn render_limited(
             hint: "check that every {{#block}} is closed and every {{ has its }}".into(),
         });
     }
-    let mut out = Limited {
-        bytes: Vec::new(),
-        limit,
-        exceeded: false,
-    };
+    let mut out = crate::template::Limited::new(limit);
     match hb.render_to_write(name, context, &mut out) {
         Ok(()) => Ok(String::from_utf8_lossy(&out.bytes).into_owned()),
         Err(_) if out.exceeded => Err(TemplateError {
@@ -124,28 +120,6 @@ fn render_error(name: &str, e: &handlebars::RenderError) -> TemplateError {
             message: reason.to_string(),
             hint: "fix the template".into(),
         },
-    }
-}
-
-/// A writer that refuses to grow past `limit` bytes.
-struct Limited {
-    bytes: Vec<u8>,
-    limit: usize,
-    exceeded: bool,
-}
-
-impl std::io::Write for Limited {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.bytes.len().saturating_add(buf.len()) > self.limit {
-            self.exceeded = true;
-            return Err(std::io::Error::other("the size limit is reached"));
-        }
-        self.bytes.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -213,14 +213,19 @@ fn read(reference: &RunbookRef, referrer: Option<Diag>) -> Result<Arc<SourceFile
                 ))
             }
         },
-        RunbookRef::Path(path) => match std::fs::read_to_string(path) {
-            Ok(text) => Ok(SourceFile::new(path.display().to_string(), text)),
-            Err(e) => Err(failure(
-                format!("cannot read `{}`: {e}", path.display()),
-                "check the path; relative paths are resolved from the referring file's folder"
-                    .into(),
-            )),
-        },
+        RunbookRef::Path(path) => {
+            match crate::fsutil::read_input(path, crate::fsutil::MAX_INPUT_BYTES) {
+                Ok(text) => Ok(SourceFile::new(path.display().to_string(), text)),
+                Err(e @ crate::fsutil::InputError::NotUtf8 { .. }) => Err(Diags::from(
+                    Diag::unreadable(&path.display().to_string(), &e, "runbook"),
+                )),
+                Err(e) => Err(failure(
+                    format!("cannot read `{}`: {e}", path.display()),
+                    "check the path; relative paths are resolved from the referring file's folder"
+                        .into(),
+                )),
+            }
+        }
     }
 }
 

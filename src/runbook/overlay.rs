@@ -312,7 +312,7 @@ fn load_template(
         .map(|p| p.to_path_buf())
         .unwrap_or_default();
     let full = dir.join(path);
-    match std::fs::read_to_string(&full) {
+    match crate::fsutil::read_input(&full, crate::template::MAX_TEMPLATE_BYTES) {
         Ok(text) => Some((
             crate::diag::SourceFile::new(full.display().to_string(), text.clone()),
             text,

@@ -306,7 +306,13 @@ fn verify_follow_refreshes_the_failed_list_until_the_period_ends() {
         .lines()
         .filter(|l| l.contains("failed today but succeeded yesterday"))
         .count();
-    assert_eq!(refreshes, 3, "at 0 s, 1 s and 2 s:\n{}", follow.stdout);
+    // At 0 s, then every second until 2.5 s (a slow read under load may
+    // skip the last).
+    assert!(
+        (2..=3).contains(&refreshes),
+        "{refreshes} refreshes:\n{}",
+        follow.stdout
+    );
     assert!(
         follow.stderr.contains("monitoring ended"),
         "{}",

@@ -278,14 +278,25 @@ impl SimPlatform {
     }
 }
 
+/// The largest simulator state file read (a million instances fit).
+const MAX_STATE_BYTES: u64 = 1 << 30;
+
 fn load(path: &Path) -> Result<SimState, SimError> {
-    let bytes = std::fs::read(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => SimError::Missing {
-            path: path.to_owned(),
-        },
-        _ => SimError::Read {
+    use crate::fsutil::InputError;
+    let read = crate::fsutil::read_input_bytes(path, MAX_STATE_BYTES);
+    let bytes = read.map_err(|e| match e {
+        InputError::Io(source) if source.kind() == std::io::ErrorKind::NotFound => {
+            SimError::Missing {
+                path: path.to_owned(),
+            }
+        }
+        InputError::Io(source) => SimError::Read {
             path: path.to_owned(),
             source,
+        },
+        other => SimError::Read {
+            path: path.to_owned(),
+            source: std::io::Error::other(other.to_string()),
         },
     })?;
     // The format is checked before the rest so a newer file is reported as

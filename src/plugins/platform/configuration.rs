@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::common::{fail, failed};
 use crate::config::Limits;
-use crate::config::package::{self, sha256_of, site_files};
+use crate::config::package::{self, site_files};
 use crate::platform::model::{ConfigurationFile, ConfigurationPackage};
 use crate::plugins::executor::{Outcome, StepContext};
 
@@ -56,7 +56,7 @@ pub(super) async fn apply(ctx: &StepContext) -> Result<(), Outcome> {
 
 fn read(path: &Path, checked: Option<&str>) -> Result<ConfigurationPackage, String> {
     let shown = path.display();
-    let sha256 = sha256_of(path)
+    let (_, sha256) = crate::fsutil::sha256_file(path)
         .map_err(|e| format!("cannot read the configuration package {shown}: {e}"))?;
     if let Some(checked) = checked
         && checked != sha256
