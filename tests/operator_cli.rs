@@ -650,3 +650,6 @@ fn status_follow_exits_5_after_an_engine_left_saying_it_paused_and_times_out_oth
         (!common::alive(pid)).then_some(())
     });
 }
+
+#[path = "operator_cli/items.rs"]
+mod items;
