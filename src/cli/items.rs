@@ -42,17 +42,12 @@ struct ItemView {
 
 /// `runbook items STEP [--format json]`.
 pub fn items(state: &Path, record: Option<i64>, step: &str, json: bool) -> u8 {
-    let store = match open_read(state) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let (record, plan) = match record_and_plan(&store, record) {
+    let (store, record, plan) = match open_step(state, record, step) {
         Ok(found) => found,
         Err(code) => return code,
     };
-    let planned = match planned_step(&plan, step) {
-        Ok(s) => s,
-        Err(code) => return code,
+    let Ok(planned) = planned_step(&plan, step) else {
+        return exit::BAD_INPUT;
     };
     let state_word = step_state(&store, record.id, step);
     let (source, items) = match live_items(&plan, planned) {
@@ -127,6 +122,20 @@ fn render_items(
         out.push_str(&format!("while it runs: {}\n", commands.join(", ")));
     }
     out
+}
+
+/// For a command that only reads a step: the store, the record (named,
+/// else the one in progress, else the latest) and its plan, which has
+/// `step` (said, and refused, otherwise).
+fn open_step(
+    state: &Path,
+    record: Option<i64>,
+    step: &str,
+) -> Result<(SqliteStore, Record, Plan), u8> {
+    let store = open_read(state)?;
+    let (record, plan) = record_and_plan(&store, record)?;
+    planned_step(&plan, step)?;
+    Ok((store, record, plan))
 }
 
 /// The record named, else the one in progress, else the latest; and its plan.
@@ -420,17 +429,12 @@ const FOLLOW_POLL: Duration = Duration::from_millis(300);
 
 /// `runbook log STEP [--item NAME] [--follow]`.
 pub fn log(state: &Path, record: Option<i64>, step: &str, item: Option<&str>, follow: bool) -> u8 {
-    let store = match open_read(state) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let (record, plan) = match record_and_plan(&store, record) {
+    let (store, record, plan) = match open_step(state, record, step) {
         Ok(found) => found,
         Err(code) => return code,
     };
-    let planned = match planned_step(&plan, step) {
-        Ok(s) => s,
-        Err(code) => return code,
+    let Ok(planned) = planned_step(&plan, step) else {
+        return exit::BAD_INPUT;
     };
     let source = match item {
         Some(item) => match item_log_source(state, &store, record.id, &plan, planned, item) {
@@ -654,41 +658,22 @@ pub fn service(state: &Path, record: Option<i64>, action: ServiceAction, name: &
         );
         return exit::INTERNAL;
     };
-    let by = crate::cli::obligations::operator_identity();
     let done = crate::cli::run::block_on(async {
         match action {
-            ServiceAction::Dump => platform.thread_dump(name).await.map(|dump| {
-                let event = json!({ "service": name, "by": by });
-                (dump, Some(("service-thread-dump", event)))
-            }),
-            ServiceAction::Restart => platform.restart_service(name).await.map(|s| {
-                let text = format!(
-                    "restarted {name}: it runs {} ({:?})\n",
-                    s.version, s.status
-                );
-                let event = json!({ "service": name, "by": by, "version": s.version.to_string(), "status": format!("{:?}", s.status) });
-                (text, Some(("service-restarted", event)))
-            }),
+            ServiceAction::Dump => platform.thread_dump(name).await,
+            ServiceAction::Restart => platform
+                .restart_service(name)
+                .await
+                .map(|s| format!("restarted {name}: it runs {} ({:?})\n", s.version, s.status)),
             ServiceAction::Log => platform
                 .service_log(name)
                 .await
-                .map(|lines| (lines.join("\n") + "\n", None)),
+                .map(|lines| lines.join("\n") + "\n"),
         }
     });
+    journal_service(&store, record.id, action, name, &done);
     match done {
-        Ok((text, event)) => {
-            if let Some((kind, data)) = event {
-                let change = Change::Event {
-                    kind: kind.to_owned(),
-                    step: None,
-                    data,
-                };
-                if let Err(e) = store.commit(record.id, &[change]) {
-                    crate::errln!("warning: not journaled: {e}");
-                }
-            }
-            print_out(&text)
-        }
+        Ok(text) => print_out(&text),
         Err(e) => {
             crate::errln!("error: {name}: {e}");
             match e.kind {
@@ -697,6 +682,37 @@ pub fn service(state: &Path, record: Option<i64>, action: ServiceAction, name: &
                 _ => exit::INTERNAL,
             }
         }
+    }
+}
+
+/// Journals a thread dump or a restart (not a log read): who asked, and
+/// whether it worked.
+fn journal_service(
+    store: &SqliteStore,
+    record: RecordId,
+    action: ServiceAction,
+    name: &str,
+    done: &Result<String, crate::platform::PlatformError>,
+) {
+    let kind = match action {
+        ServiceAction::Dump => "service-thread-dump",
+        ServiceAction::Restart => "service-restarted",
+        ServiceAction::Log => return,
+    };
+    let by = crate::cli::obligations::operator_identity();
+    let mut data = json!({ "service": name, "by": by, "ok": done.is_ok() });
+    match done {
+        Ok(text) if action == ServiceAction::Restart => data["answer"] = json!(text.trim()),
+        Err(e) => data["error"] = json!(e.to_string()),
+        Ok(_) => {}
+    }
+    let change = Change::Event {
+        kind: kind.to_owned(),
+        step: None,
+        data,
+    };
+    if let Err(e) = store.commit(record, &[change]) {
+        crate::errln!("warning: not journaled: {e}");
     }
 }
 

@@ -200,6 +200,25 @@ fn items_lists_and_item_run_stop_skip_act_on_the_running_data_update_step() {
     let out = site.run(&["item", "stop", "data-update"]);
     assert_code(&out, 2, "no items named");
     assert!(stderr(&out).contains("--all"), "{}", stderr(&out));
+    let out = site.run(&["items", "nope"]);
+    assert_code(&out, 2, "items of no step");
+    assert!(
+        stderr(&out).contains("`nope` is not a step of this upgrade"),
+        "{}",
+        stderr(&out)
+    );
+    let out = site.run(&["log", "after", "--item", "x"]);
+    assert_code(&out, 2, "an item log of an exec step");
+    assert!(
+        stderr(&out).contains("keeps no log per item"),
+        "{}",
+        stderr(&out)
+    );
+    let plugins = stdout(&site.run(&["plugins"]));
+    assert!(
+        plugins.contains("items (while it runs): run, stop, skip, ack"),
+        "{plugins}"
+    );
 
     // The step's log, and one task's log from the platform.
     let log = stdout(&site.run(&["log", "data-update"]));
@@ -217,6 +236,11 @@ fn items_lists_and_item_run_stop_skip_act_on_the_running_data_update_step() {
     let out = site.run(&["item", "stop", "data-update", "--all"]);
     assert_code(&out, 0, "item stop --all");
     site.wait_state("data-update", StepState::Failed);
+    assert_eq!(exit_code(&mut follow), 0);
+    let followed = std::fs::read_to_string(site.path("follow.err")).unwrap();
+    assert!(followed.contains("`data-update` is failed"), "{followed}");
+    let lines = std::fs::read_to_string(site.path("follow.out")).unwrap();
+    assert!(lines.contains("did not succeed"), "{lines}");
     let out = site.run(&["item", "run", "data-update", "asset-refresh"]);
     assert_code(&out, 2, "item run on a failed step");
     assert!(
@@ -231,11 +255,6 @@ fn items_lists_and_item_run_stop_skip_act_on_the_running_data_update_step() {
         "force-stop",
     );
     assert_eq!(exit_code(&mut runner), 3);
-    assert_eq!(exit_code(&mut follow), 0);
-    let followed = std::fs::read_to_string(site.path("follow.err")).unwrap();
-    assert!(followed.contains("`data-update` is failed"), "{followed}");
-    let lines = std::fs::read_to_string(site.path("follow.out")).unwrap();
-    assert!(lines.contains("did not succeed"), "{lines}");
 }
 
 #[test]
@@ -346,6 +365,13 @@ fn service_dump_restart_and_log_act_during_a_failed_application_upgrade() {
         .find(|e| e.kind == "service-thread-dump")
         .expect("the dump is journaled");
     assert_eq!(dumped.data["by"], "bob");
+    let restarted = site
+        .events()
+        .into_iter()
+        .find(|e| e.kind == "service-restarted")
+        .expect("the restart is journaled, failed as it is");
+    assert_eq!(restarted.data["by"], "bob");
+    assert_eq!(restarted.data["ok"], false);
     let items = site.items_json("upgrade-applications");
     assert_eq!(items["source"], "platform");
     item(&items, "scheduler");
