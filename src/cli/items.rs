@@ -18,7 +18,7 @@ use crate::cli::operator::{self, open, open_read};
 use crate::cli::print_out;
 use crate::exit;
 use crate::plan::{Plan, PlannedStep};
-use crate::platform::model::{DataUpdateDetails, DataUpdateTask};
+use crate::platform::model::{DataUpdateDetails, DataUpdateTask, InstanceId, InstanceList};
 use crate::platform::{Platform, PlatformErrorKind};
 use crate::store::{Change, CommandKind, Record, RecordId, SqliteStore, StepState};
 
@@ -26,6 +26,7 @@ use crate::store::{Change, CommandKind, Record, RecordId, SqliteStore, StepState
 const ROLLING_UPGRADE: &str = "platform.rolling-upgrade";
 const DATA_UPDATE: &str = "platform.data-update";
 const BACKUP: &str = "postgres.backup";
+const TASKS: &str = "platform.tasks";
 
 /// One item as `runbook items` shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -195,43 +196,71 @@ fn platform(plan: &Plan) -> Option<Arc<dyn Platform>> {
 /// items the platform lists; `None` when it cannot tell.
 fn live_items(plan: &Plan, step: &PlannedStep) -> Option<Vec<ItemView>> {
     let uses = step.uses.as_str();
-    if uses != DATA_UPDATE && uses != ROLLING_UPGRADE {
+    if ![DATA_UPDATE, ROLLING_UPGRADE, TASKS].contains(&uses) {
         return None;
     }
     let platform = platform(plan)?;
+    let action = step.with.get("action").and_then(Value::as_str);
     crate::cli::run::block_on(async {
-        if uses == DATA_UPDATE {
-            let tasks = platform.data_update_tasks().await.ok()?;
-            let which = step.with.get("tasks").and_then(Value::as_str);
-            Some(
-                tasks
-                    .iter()
-                    .filter(|t| match which {
-                        Some("blocking") => t.blocking,
-                        Some("non-blocking") => !t.blocking,
-                        _ => true,
-                    })
-                    .map(task_view)
-                    .collect(),
-            )
-        } else {
-            let services = platform.services().await.ok()?;
-            Some(
-                services
-                    .iter()
-                    .map(|s| ItemView {
-                        name: s.name.clone(),
-                        status: format!("{:?}", s.status),
-                        detail: Some(match &s.failure {
-                            Some(why) => format!("version {}; {why}", s.version),
-                            None => format!("version {}", s.version),
-                        }),
-                        counts: None,
-                    })
-                    .collect(),
-            )
+        match (uses, action) {
+            (DATA_UPDATE, _) => {
+                let tasks = platform.data_update_tasks().await.ok()?;
+                let which = step.with.get("tasks").and_then(Value::as_str);
+                let mine = tasks.iter().filter(|t| match which {
+                    Some("blocking") => t.blocking,
+                    Some("non-blocking") => !t.blocking,
+                    _ => true,
+                });
+                Some(mine.map(task_view).collect())
+            }
+            (ROLLING_UPGRADE, _) => {
+                let services = platform.services().await.ok()?;
+                Some(services.iter().map(service_view).collect())
+            }
+            (_, Some("force-stop")) => {
+                let running = platform.instances(InstanceList::Running).await.ok()?;
+                Some(
+                    running
+                        .iter()
+                        .map(|i| instance_view(i.id, "running", &i.task_name))
+                        .collect(),
+                )
+            }
+            _ => {
+                let stopped = platform.stopped_instances().await.ok()?;
+                let view = |s: &crate::platform::model::StoppedInstance| {
+                    let status = if s.rerun_at.is_some() {
+                        "rerun"
+                    } else {
+                        "not rerun"
+                    };
+                    instance_view(s.id, status, &s.task_name)
+                };
+                Some(stopped.iter().map(view).collect())
+            }
         }
     })
+}
+
+fn service_view(s: &crate::platform::model::Service) -> ItemView {
+    ItemView {
+        name: s.name.clone(),
+        status: format!("{:?}", s.status),
+        detail: Some(match &s.failure {
+            Some(why) => format!("version {}; {why}", s.version),
+            None => format!("version {}", s.version),
+        }),
+        counts: None,
+    }
+}
+
+fn instance_view(id: InstanceId, status: &str, task: &str) -> ItemView {
+    ItemView {
+        name: id.to_string(),
+        status: status.to_owned(),
+        detail: Some(task.to_owned()),
+        counts: None,
+    }
 }
 
 fn task_view(task: &DataUpdateTask) -> ItemView {

@@ -464,7 +464,8 @@ static BUILTINS: &[PluginSpec] = &[
             ),
         ],
         outputs: &["stopped", "rerun"],
-        items: &[],
+        // "select one or more tasks to force stop", while force-stop waits.
+        items: &["stop"],
     },
     PluginSpec {
         name: "platform.shutdown",

@@ -386,3 +386,86 @@ fn service_dump_restart_and_log_act_during_a_failed_application_upgrade() {
     let out = site.run(&["service", "dump", "scheduler", "--record", "1"]);
     assert_code(&out, 2, "service dump on a closed record");
 }
+
+#[test]
+fn item_stop_force_stops_more_instances_while_force_stop_tasks_waits() {
+    let site = Site::new("");
+    site.with_sim(&["--time-scale", "1"], WAIT);
+    // Running instances that stop at the first try: one for the step's
+    // own selection, two for the operator.
+    let sim: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(site.path(".runbook/sim.json")).unwrap())
+            .unwrap();
+    let ids: Vec<String> = sim["instances"]["running"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["refuse"].is_null())
+        .map(|r| r["id"].to_string())
+        .take(3)
+        .collect();
+    let steps = format!(
+        "[[steps]]\nid = \"force-stop-tasks\"\nuses = \"platform.tasks\"\nwith = {{ action = \"force-stop\", select = [{}] }}\non_failure = \"pause\"\n",
+        ids[0]
+    );
+    let mut rb = std::fs::read_to_string(site.path("rb.toml")).unwrap();
+    rb.push_str(&steps);
+    std::fs::write(site.path("rb.toml"), rb).unwrap();
+    let mut runner = site.start();
+    site.wait_state("force-stop-tasks", StepState::Running);
+    // The step waits for the instances it did not select to finish.
+    let listed = |id: &str| {
+        let doc = site.items_json("force-stop-tasks");
+        doc["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == id)
+    };
+    until("the selected instance to be stopped", || {
+        (!listed(&ids[0])).then_some(())
+    });
+    assert!(listed(&ids[1]) && listed(&ids[2]), "the others still run");
+
+    let out = site.run_as(
+        "carol",
+        &["item", "stop", "force-stop-tasks", &ids[1], &ids[2]],
+    );
+    assert_code(&out, 0, "item stop of two instances");
+    assert!(
+        stdout(&out).contains(&format!(
+            "{} force-stopped; {} force-stopped",
+            ids[1], ids[2]
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!listed(&ids[1]) && !listed(&ids[2]));
+    let out = site.run(&["item", "stop", "force-stop-tasks", "not-an-id"]);
+    assert_code(&out, 2, "a bad instance id");
+    assert!(
+        stderr(&out).contains("is not an instance id"),
+        "{}",
+        stderr(&out)
+    );
+    let out = site.run(&["item", "run", "force-stop-tasks", &ids[1]]);
+    assert_code(&out, 2, "run is not a force-stop action");
+    assert!(
+        stderr(&out).contains("has no items to run"),
+        "{}",
+        stderr(&out)
+    );
+    let journaled = site
+        .events()
+        .into_iter()
+        .find(|e| e.kind == "item-command" && e.data["accepted"] == true)
+        .expect("journaled");
+    assert_eq!(journaled.data["by"], "carol");
+
+    assert_code(
+        &site.run(&["force-stop", "--mark", "failed", "--yes"]),
+        0,
+        "force-stop",
+    );
+    assert_eq!(exit_code(&mut runner), 3);
+}

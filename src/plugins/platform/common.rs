@@ -110,6 +110,22 @@ pub(super) async fn wait_for(ctx: &StepContext, period: Duration) -> Result<Woke
     }
 }
 
+/// Runs `work` while answering every item request with `why` (a step of
+/// a plugin that takes items in another mode of it).
+pub(super) async fn refusing_items(
+    ctx: &StepContext,
+    work: impl std::future::Future<Output = Outcome>,
+    why: &str,
+) -> Outcome {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            outcome = &mut work => return outcome,
+            request = ctx.item_request() => request.answer(Err(why.to_owned())),
+        }
+    }
+}
+
 /// Task Scheduling off, Task Execution on, in each environment; returns
 /// the platform time when it was done.
 pub(super) async fn pause_scheduling(
