@@ -587,7 +587,23 @@ mod tests {
         .await;
         let out = h.run(&DataUpdate, exit_params()).await;
         assert!(error(&out).contains("must confirm"), "{out:?}");
+        assert!(
+            error(&out).contains("`runbook ack step --item asset-refresh`"),
+            "{out:?}"
+        );
         assert_eq!(h.fact("asset-refresh").unwrap()["failed"], json!(5));
         assert!(h.sim.maintenance().await.unwrap().active);
+        // Confirmed (the engine passes the journaled confirmations): the
+        // task counts as done, and maintenance mode is exited.
+        let mut confirmed = exit_params();
+        confirmed["confirmed"] = json!(["asset-refresh"]);
+        let out = h.run(&DataUpdate, confirmed).await;
+        assert!(matches!(out, Outcome::Succeeded { .. }), "{out:?}");
+        assert_eq!(status(&h, "asset-refresh").await.runs, 1, "not run again");
+        assert!(!h.sim.maintenance().await.unwrap().active);
+        assert_eq!(
+            h.fact("data-update").unwrap()["confirmed_messages"],
+            json!(["asset-refresh"])
+        );
     }
 }
