@@ -61,10 +61,17 @@ impl Site {
         serde_json::from_str(&stdout(&out)).unwrap()
     }
 
-    fn events(&self) -> Vec<runbook::store::Event> {
+    /// The first journal entry of `kind` for which `pick` holds.
+    fn journaled(
+        &self,
+        kind: &str,
+        pick: impl Fn(&serde_json::Value) -> bool,
+    ) -> runbook::store::Event {
         let store = self.store();
-        let id = self.record().id;
-        store.events(id, 0).unwrap()
+        let events = store.events(self.record().id, 0).unwrap();
+        (events.into_iter())
+            .find(|e| e.kind == kind && pick(&e.data))
+            .unwrap_or_else(|| panic!("no `{kind}` entry in the journal"))
     }
 }
 
@@ -141,11 +148,7 @@ fn items_lists_and_item_run_stop_skip_act_on_the_running_data_update_step() {
         "{}",
         stdout(&out)
     );
-    let journaled = site
-        .events()
-        .into_iter()
-        .find(|e| e.kind == "item-command" && e.data["action"] == "stop")
-        .expect("the item command is journaled");
+    let journaled = site.journaled("item-command", |d| d["action"] == "stop");
     assert_eq!(journaled.data["by"], "alice");
     assert_eq!(journaled.data["accepted"], true);
     assert_eq!(journaled.data["names"][0], "search-index-rebuild");
@@ -288,11 +291,7 @@ fn failed_asset_messages_wait_for_ack_with_item_then_the_step_continues() {
     assert!(stdout(&out).contains("confirmed"), "{}", stdout(&out));
     assert_eq!(exit_code(&mut runner), 0);
     assert_eq!(site.record().status, RecordStatus::Succeeded);
-    let acked = site
-        .events()
-        .into_iter()
-        .find(|e| e.kind == "item-acknowledged")
-        .expect("the confirmation is journaled");
+    let acked = site.journaled("item-acknowledged", |_| true);
     assert_eq!(acked.data["item"], "asset-refresh");
     assert_eq!(acked.data["by"], "oncall-lead");
     assert_eq!(site.step("after").unwrap().state, StepState::Succeeded);
@@ -359,17 +358,9 @@ fn service_dump_restart_and_log_act_during_a_failed_application_upgrade() {
     assert!(stderr(&out).contains("scheduler"), "{}", stderr(&out));
     let out = site.run(&["service", "dump", "no-such-service"]);
     assert_code(&out, 2, "an unknown service");
-    let dumped = site
-        .events()
-        .into_iter()
-        .find(|e| e.kind == "service-thread-dump")
-        .expect("the dump is journaled");
+    let dumped = site.journaled("service-thread-dump", |_| true);
     assert_eq!(dumped.data["by"], "bob");
-    let restarted = site
-        .events()
-        .into_iter()
-        .find(|e| e.kind == "service-restarted")
-        .expect("the restart is journaled, failed as it is");
+    let restarted = site.journaled("service-restarted", |_| true);
     assert_eq!(restarted.data["by"], "bob");
     assert_eq!(restarted.data["ok"], false);
     let items = site.items_json("upgrade-applications");
@@ -455,11 +446,7 @@ fn item_stop_force_stops_more_instances_while_force_stop_tasks_waits() {
         "{}",
         stderr(&out)
     );
-    let journaled = site
-        .events()
-        .into_iter()
-        .find(|e| e.kind == "item-command" && e.data["accepted"] == true)
-        .expect("journaled");
+    let journaled = site.journaled("item-command", |d| d["accepted"] == true);
     assert_eq!(journaled.data["by"], "carol");
 
     assert_code(
