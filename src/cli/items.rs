@@ -151,11 +151,7 @@ fn record_and_plan(store: &SqliteStore, record: Option<i64>) -> Result<(Record, 
             },
         },
     };
-    let plan = store
-        .plan_json(found.id)
-        .ok()
-        .and_then(|text| serde_json::from_str::<Plan>(&text).ok());
-    match plan {
+    match plan_of(store, found.id) {
         Some(plan) => Ok((found, plan)),
         None => {
             crate::errln!(
@@ -165,6 +161,12 @@ fn record_and_plan(store: &SqliteStore, record: Option<i64>) -> Result<(Record, 
             Err(exit::INTERNAL)
         }
     }
+}
+
+/// The record's plan, if this build can read it.
+fn plan_of(store: &SqliteStore, record: RecordId) -> Option<Plan> {
+    let text = store.plan_json(record).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 fn planned_step<'p>(plan: &'p Plan, step: &str) -> Result<&'p PlannedStep, u8> {
@@ -420,37 +422,15 @@ pub fn ack_item(state: &Path, record: Option<i64>, step: &str, item: &str) -> u8
 fn check_takes(state: &Path, record: Option<i64>, step: &str, action: &str) -> Result<(), u8> {
     let store = open_read(state)?;
     let found = operator::target(&store, record)?;
-    let Some(plan) = store
-        .plan_json(found.id)
-        .ok()
-        .and_then(|text| serde_json::from_str::<Plan>(&text).ok())
-    else {
+    let Some(plan) = plan_of(&store, found.id) else {
         // The engine decides.
         return Ok(());
     };
     let planned = planned_step(&plan, step)?;
-    let command = crate::store::Command {
-        id: 0,
-        record: found.id,
-        at: jiff::Timestamp::now(),
-        kind: if action == "ack" {
-            CommandKind::Ack
-        } else {
-            CommandKind::Item
-        },
-        step: Some(planned.id.clone()),
-        args: json!({ "action": action, "item": (action == "ack").then_some("-") }),
-        status: crate::store::CommandStatus::Pending,
-        answer: None,
-        answered_at: None,
-    };
-    let state = crate::engine::state::RunState::new(&plan);
-    crate::engine::run::item_step(&state, &plan, &command)
-        .map(|_| ())
-        .map_err(|why| {
-            crate::errln!("refused: {why}");
-            exit::BAD_INPUT
-        })
+    crate::plugins::spec::check_item_action(&planned.id, &planned.uses, action).map_err(|why| {
+        crate::errln!("refused: {why}");
+        exit::BAD_INPUT
+    })
 }
 
 /// How often `log --follow` looks for more.

@@ -1587,30 +1587,8 @@ pub fn item_step(state: &RunState, plan: &Plan, command: &Command) -> Result<usi
         format!("`{id}` is not a step of this upgrade (`runbook status` lists them)")
     })?;
     let step = &plan.steps[i];
-    let action = item_action(command);
-    let spec = crate::plugins::spec::builtin(&step.uses);
-    if spec.is_some_and(|s| s.takes_item(&action)) {
-        return Ok(i);
-    }
-    let takers: Vec<String> = crate::plugins::spec::builtins()
-        .iter()
-        .filter(|s| s.takes_item(&action))
-        .map(|s| format!("`{}`", s.name))
-        .collect();
-    let what = if action == "ack" {
-        "items to confirm".to_owned()
-    } else {
-        format!("items to {action}")
-    };
-    Err(format!(
-        "`{id}` (uses `{}`) has no {what}; steps that do use {}",
-        step.uses,
-        if takers.is_empty() {
-            "no plugin of this build".to_owned()
-        } else {
-            takers.join(", ")
-        }
-    ))
+    crate::plugins::spec::check_item_action(&step.id, &step.uses, &item_action(command))?;
+    Ok(i)
 }
 
 /// The next delivery result of `notifier`; never, without one.

@@ -575,6 +575,33 @@ pub fn builtin(name: &str) -> Option<&'static PluginSpec> {
     BUILTINS.iter().find(|s| s.name == name)
 }
 
+/// Whether a running step `step` of plugin `uses` answers item action
+/// `action` (`run`, `stop`, `skip`, `ack`); `Err` says why not, and which
+/// plugins do.
+pub fn check_item_action(step: &str, uses: &str, action: &str) -> Result<(), String> {
+    if builtin(uses).is_some_and(|s| s.takes_item(action)) {
+        return Ok(());
+    }
+    let takers: Vec<String> = BUILTINS
+        .iter()
+        .filter(|s| s.takes_item(action))
+        .map(|s| format!("`{}`", s.name))
+        .collect();
+    let what = if action == "ack" {
+        "items to confirm".to_owned()
+    } else {
+        format!("items to {action}")
+    };
+    let takers = if takers.is_empty() {
+        "no plugin of this build".to_owned()
+    } else {
+        takers.join(", ")
+    };
+    Err(format!(
+        "`{step}` (uses `{uses}`) has no {what}; steps that do use {takers}"
+    ))
+}
+
 /// Whether parameter `param` of plugin `uses` is [`Param::raw`]: kept as
 /// written by the planner and the engine, rendered by the plugin.
 pub fn is_raw(uses: &str, param: &str) -> bool {
