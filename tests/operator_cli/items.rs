@@ -456,3 +456,41 @@ fn item_stop_force_stops_more_instances_while_force_stop_tasks_waits() {
     );
     assert_eq!(exit_code(&mut runner), 3);
 }
+
+#[test]
+fn ack_with_item_while_the_step_runs_is_taken_by_the_step() {
+    let site = Site::new(DATA_UPDATE);
+    site.with_sim(
+        &["--time-scale", "1", "--fault", "asset-messages-fail=1000"],
+        WAIT,
+    );
+    let mut runner = site.start();
+    site.wait_state("data-update", StepState::Running);
+    until("asset-refresh to have failed messages", || {
+        let doc = site.items_json("data-update");
+        (item(&doc, "asset-refresh")["counts"]["failed"].as_u64() > Some(0)).then_some(())
+    });
+    let out = site.run(&["ack", "data-update", "--item", "metadata-acquisition"]);
+    assert_code(&out, 2, "a task without failed messages");
+    assert!(
+        stderr(&out).contains("metadata-acquisition has no failed messages to confirm"),
+        "{}",
+        stderr(&out)
+    );
+    let out = site.run_as("dave", &["ack", "data-update", "--item", "asset-refresh"]);
+    assert_code(&out, 0, "ack --item while the step runs");
+    assert!(
+        stdout(&out).contains("failed message(s) confirmed as ignorable"),
+        "{}",
+        stdout(&out)
+    );
+    let acked = site.journaled("item-acknowledged", |_| true);
+    assert_eq!(acked.data["item"], "asset-refresh");
+    assert_eq!(acked.data["by"], "dave");
+    assert_code(
+        &site.run(&["force-stop", "--mark", "failed", "--yes"]),
+        0,
+        "force-stop",
+    );
+    assert_eq!(exit_code(&mut runner), 3);
+}
