@@ -55,7 +55,7 @@ pub fn items(state: &Path, record: Option<i64>, step: &str, json: bool) -> u8 {
         Some(items) => ("platform".to_owned(), items),
         None => journal_items(&store, record.id, step),
     };
-    let actions = crate::plugins::spec::builtin(&planned.uses).map_or(&[][..], |s| s.items);
+    let actions = item_actions(planned);
     if json {
         let doc = json!({
             "record": record.id,
@@ -111,8 +111,7 @@ fn render_items(
             item.name, item.status
         ));
     }
-    let actions = crate::plugins::spec::builtin(&step.uses).map_or(&[][..], |s| s.items);
-    let commands: Vec<String> = actions
+    let commands: Vec<String> = item_actions(step)
         .iter()
         .map(|a| match *a {
             "ack" => format!("`runbook ack {} --item NAME`", step.id),
@@ -123,6 +122,15 @@ fn render_items(
         out.push_str(&format!("while it runs: {}\n", commands.join(", ")));
     }
     out
+}
+
+/// The item actions the step answers while it runs (the rerun mode of
+/// `platform.tasks` takes none).
+fn item_actions(step: &PlannedStep) -> &'static [&'static str] {
+    if step.uses == TASKS && step.with.get("action").and_then(Value::as_str) == Some("rerun") {
+        return &[];
+    }
+    crate::plugins::spec::builtin(&step.uses).map_or(&[], |s| s.items)
 }
 
 /// For a command that only reads a step: the store, the record (named,
