@@ -4,8 +4,8 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 /// The largest input file read whole (a runbook, an overlay, an upgrade
-/// file, a template, a plan): 16 MiB, far above any real one.
-pub const MAX_INPUT_BYTES: u64 = 16 << 20;
+/// file, a plan): 32 MiB, far above any real one.
+pub const MAX_INPUT_BYTES: u64 = 32 << 20;
 
 /// Why an input file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +18,7 @@ pub enum InputError {
     #[error("it is not a regular file (it is {0}); give the path of a file")]
     NotAFile(&'static str),
     /// Larger than the limit.
-    #[error("it is larger than the limit of {limit} bytes for an input file")]
+    #[error("the file is larger than the limit of {limit} bytes for an input file")]
     TooLarge {
         /// The limit.
         limit: u64,

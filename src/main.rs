@@ -171,9 +171,79 @@ enum Command {
         #[arg(long)]
         state: Option<PathBuf>,
     },
-    /// Approve a step's gate.
+    /// Approve a step's gate, or confirm one of its items (`--item`:
+    /// failed asset-refresh messages the O&M team says can be ignored).
     Ack {
         step: String,
+        /// Confirm this item of the step instead (e.g. `asset-refresh` of
+        /// `data-update`); journaled with who confirmed it.
+        #[arg(long)]
+        item: Option<String>,
+        #[arg(long)]
+        record: Option<i64>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// List a step's items with their status (data-update tasks with the
+    /// asset-refresh and metadata-acquisition figures, services,
+    /// databases, instances): live from the platform where it can, else
+    /// as the step last reported them.
+    Items {
+        step: String,
+        /// json for machines.
+        #[arg(long, value_enum, default_value_t = HistoryFormat::Table)]
+        format: HistoryFormat,
+        #[arg(long)]
+        record: Option<i64>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Run, stop or skip items of the running step (e.g. data-update
+    /// tasks), one by one or in batches; the step's plugin answers.
+    Item {
+        #[arg(value_enum)]
+        action: cli::items::ItemAction,
+        step: String,
+        /// The items (see `runbook items STEP`).
+        names: Vec<String>,
+        /// Every item of the step.
+        #[arg(long, conflicts_with_all = ["names", "status"])]
+        all: bool,
+        /// Every item in this status (e.g. failed).
+        #[arg(long, conflicts_with = "names")]
+        status: Option<String>,
+        /// Acknowledge the risk (required to skip: a skipped task is
+        /// non-blocking and does not run).
+        #[arg(long)]
+        ack: bool,
+        #[arg(long)]
+        record: Option<i64>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Print a step's log, or one item's (a data-update task, a service, a
+    /// database backup).
+    Log {
+        step: String,
+        /// The item whose log to print.
+        #[arg(long)]
+        item: Option<String>,
+        /// Keep printing new lines until the step ends (or the record
+        /// closes, or no runbook process runs it).
+        #[arg(long)]
+        follow: bool,
+        #[arg(long)]
+        record: Option<i64>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// During the application upgrade: a Java thread dump of a service,
+    /// a restart of its Java process, or its log.
+    Service {
+        #[arg(value_enum)]
+        action: cli::items::ServiceAction,
+        /// The service (see `runbook items upgrade-applications`).
+        name: String,
         #[arg(long)]
         record: Option<i64>,
         #[arg(long)]
@@ -405,9 +475,57 @@ fn run() -> u8 {
         ),
         Command::Ack {
             step,
+            item: Some(item),
+            record,
+            state: s,
+        } => cli::items::ack_item(&state(&s), record, &step, &item),
+        Command::Ack {
+            step,
+            item: None,
             record,
             state: s,
         } => operator::command(&state(&s), record, CommandKind::Ack, Some(&step), json!({})),
+        Command::Items {
+            step,
+            format,
+            record,
+            state: s,
+        } => cli::items::items(
+            &state(&s),
+            record,
+            &step,
+            matches!(format, HistoryFormat::Json),
+        ),
+        Command::Item {
+            action,
+            step,
+            names,
+            all,
+            status,
+            ack,
+            record,
+            state: s,
+        } => cli::items::item(
+            &state(&s),
+            record,
+            action,
+            &step,
+            cli::items::Selection { names, all, status },
+            ack,
+        ),
+        Command::Log {
+            step,
+            item,
+            follow,
+            record,
+            state: s,
+        } => cli::items::log(&state(&s), record, &step, item.as_deref(), follow),
+        Command::Service {
+            action,
+            name,
+            record,
+            state: s,
+        } => cli::items::service(&state(&s), record, action, &name),
         Command::Undo {
             outstanding: _,
             yes,

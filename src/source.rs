@@ -16,7 +16,7 @@ use crate::diag::{Diag, Diags, SourceFile};
 
 /// Inputs larger than this are refused before parsing (a runbook is a few
 /// kilobytes; a hostile file should not cost memory).
-pub const MAX_TOML_BYTES: usize = 32 * 1024 * 1024;
+pub const MAX_TOML_BYTES: usize = crate::fsutil::MAX_INPUT_BYTES as usize;
 
 /// One step of a path into a TOML document.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

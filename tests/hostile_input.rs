@@ -123,12 +123,12 @@ fn devices_fifos_and_oversized_files_are_refused() {
         "{}",
         stderr(&plan)
     );
-    let big = format!("# {}\n", "x".repeat(17 << 20));
+    let big = format!("# {}\n", "x".repeat(33 << 20));
     write(dir.path(), "big.toml", big);
     let out = validate(dir.path(), "big.toml");
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("larger than the limit of 16777216 bytes"),
+        stderr(&out).contains("larger than the limit of 33554432 bytes"),
         "{}",
         stderr(&out)
     );

@@ -776,3 +776,6 @@ fn the_complete_gate_shows_the_verification_figures_before_it_asks() {
     tmux.type_line("yes");
     assert_eq!(site.wait_file("run.code"), "0", "{}", tmux.screen());
 }
+
+#[path = "operator_cli/items.rs"]
+mod items;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use runbook::plugins::executor::{
-    Executor, Outcome, Progress, StepContext, StepEnv, StepReport, UpgradeInfo,
+    Executor, ItemRequest, Outcome, Progress, StepContext, StepEnv, StepReport, UpgradeInfo,
 };
 use runbook::plugins::postgres_backup::{
     BackupJob, BackupSettings, BackupStatus, Connection, DatabaseBackup, EnvSource, JobEvent,
@@ -602,6 +602,56 @@ async fn rebackup_redoes_one_database_even_when_complete() {
 
     let unknown = plugin().rebackup(&step.ctx, "nope").await;
     assert!(error_of(&unknown).contains("`nope` is not backed up by this step"));
+}
+
+/// "If necessary, you can click Force Stop to stop a database that is
+/// being backed up" (`runbook item stop backup-database DB`, as the engine
+/// hands it to the running step).
+#[tokio::test]
+async fn force_stop_of_one_database_ends_its_pg_dump_and_the_next_is_backed_up() {
+    let locked = TestDb::create("item_stop");
+    locked.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS id");
+    let other = TestDb::create("item_next");
+    other.sql("CREATE TABLE t AS SELECT generate_series(1, 10) AS id");
+    let dir = tempfile::tempdir().unwrap();
+    let dbs = [locked.name.clone(), other.name.clone()];
+    let mut step = Step::new(json!({ "databases": dbs, "dir": dir.path() }), None);
+    let (items, requests) = mpsc::unbounded_channel();
+    step.ctx = step.ctx.clone().with_items(requests);
+    let lock = TableLock::take(&locked, "t");
+    let ctx = step.ctx.clone();
+    let task = tokio::spawn(async move { plugin().run(&ctx).await });
+    step.wait_for(&locked.name, BackupStatus::BackingUp).await;
+
+    let ask = |action: &str, db: &str| {
+        let names = vec![db.to_owned()];
+        let (request, answer) =
+            ItemRequest::new(action, names, false, None, false, "tester".into());
+        items.send(request).unwrap();
+        answer
+    };
+    // Only the database being backed up can be stopped, and only stopped.
+    let refused = ask("stop", &other.name).await.unwrap().unwrap_err();
+    assert!(refused.contains("is being backed up now"), "{refused}");
+    let refused = ask("run", &locked.name).await.unwrap().unwrap_err();
+    assert!(refused.contains("takes `stop`"), "{refused}");
+    let done = ask("stop", &locked.name).await.unwrap().unwrap();
+    assert!(done.contains("force-stopped"), "{done}");
+
+    let outcome = task.await.unwrap();
+    assert!(error_of(&outcome).contains(&locked.name), "{outcome:?}");
+    eventually("pg_dump to end", || pg_dumps_of(&locked.name).is_empty()).await;
+    let names = file_names(dir.path());
+    assert!(!names.iter().any(|n| n.ends_with(".partial")), "{names:?}");
+    assert!(
+        names.contains(&format!("{}.dump", other.name)),
+        "the next database is backed up: {names:?}"
+    );
+    assert!(
+        step.log_text()
+            .contains("tester: Force Stop of the backup of")
+    );
+    drop(lock);
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod items;
 pub mod limits;
 pub mod obligations;
 pub mod operator;

@@ -26,7 +26,7 @@ pub(crate) fn open(state: &Path) -> Result<SqliteStore, u8> {
 
 /// The store for a command that only reads (`status`, `history`,
 /// `report`): opened without writing anything, so it works on a full disk.
-fn open_read(state: &Path) -> Result<SqliteStore, u8> {
+pub(crate) fn open_read(state: &Path) -> Result<SqliteStore, u8> {
     open_with(state, |p| SqliteStore::open_read_only(p))
 }
 
@@ -181,8 +181,13 @@ pub fn command(
     record: Option<i64>,
     kind: CommandKind,
     step: Option<&str>,
-    args: Value,
+    mut args: Value,
 ) -> u8 {
+    // Who asks goes with the command, for the journal.
+    if let Value::Object(map) = &mut args {
+        map.entry("by")
+            .or_insert_with(|| Value::from(crate::cli::obligations::operator_identity()));
+    }
     let store = match open(state) {
         Ok(s) => s,
         Err(code) => return code,
@@ -332,6 +337,28 @@ fn send_and_wait(
                     record.id
                 );
                 return exit::OK;
+            }
+            // An item command is for the step running now: once the engine
+            // is gone it is withdrawn, not kept for a later run.
+            Ok(c)
+                if kind == CommandKind::Item
+                    && c.status == CommandStatus::Pending
+                    && matches!(store.holder(record.id), Ok(None)) =>
+            {
+                let why = format!(
+                    "the runbook process running record {} ended before the step read the command; `runbook status` shows where it stands",
+                    record.id
+                );
+                let answer = Change::Answer {
+                    command: id,
+                    accepted: false,
+                    text: why.clone(),
+                };
+                // Answered meanwhile after all: the next turn reads it.
+                if store.commit(record.id, &[answer]).is_ok() {
+                    crate::errln!("refused: {why}");
+                    return exit::BAD_INPUT;
+                }
             }
             Ok(_) => std::thread::sleep(Duration::from_millis(100)),
             Err(e) => {

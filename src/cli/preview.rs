@@ -179,6 +179,12 @@ pub fn plugins() -> u8 {
         if !spec.outputs.is_empty() {
             out.push_str(&format!("    outputs: {}\n", spec.outputs.join(", ")));
         }
+        if !spec.items.is_empty() {
+            out.push_str(&format!(
+                "    items (while it runs): {}\n",
+                spec.items.join(", ")
+            ));
+        }
     }
     // External plugins on RUNBOOK_PLUGIN_PATH, described by themselves.
     let path = crate::plugins::external::PluginPath::from_env();

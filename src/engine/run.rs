@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +22,7 @@ use crate::engine::state::{RunState, backoff};
 use crate::engine::terminal::{Terminal, approves};
 use crate::notify::{Delivery, Notifier, NotifyEvent};
 use crate::plan::{Plan, PlannedStep, SkipReason};
-use crate::plugins::executor::{Milestone, Outcome, StepContext, StepEnv, StepReport};
+use crate::plugins::executor::{ItemRequest, Milestone, Outcome, StepContext, StepEnv, StepReport};
 use crate::plugins::registry::Registry;
 use crate::runbook::model::{ForceStopMark, OnFailure, Phase};
 use crate::store::{
@@ -90,6 +90,16 @@ enum Closing {
 
 type TaskResult = (usize, u32, Outcome);
 
+/// How long the engine waits for a step to answer an item command; the
+/// command line waits a little longer for the engine's answer.
+const ITEM_ANSWER: Duration = Duration::from_secs(10);
+
+/// A step's answer to an item command, back at the engine.
+struct ItemAnswered {
+    command: Command,
+    answer: Result<String, String>,
+}
+
 /// One upgrade being run.
 pub struct Engine {
     store: Arc<SqliteStore>,
@@ -117,6 +127,15 @@ pub struct Engine {
     verify_left: usize,
     /// `retry --item`: the one item the step's next attempt redoes.
     item_retries: HashMap<usize, String>,
+    /// Where item commands go, for running steps whose plugin takes them.
+    item_senders: HashMap<usize, UnboundedSender<ItemRequest>>,
+    /// The steps' answers to item commands.
+    item_answers: (
+        UnboundedSender<ItemAnswered>,
+        UnboundedReceiver<ItemAnswered>,
+    ),
+    /// Item commands handed to a step and not answered yet.
+    items_in_flight: std::collections::HashSet<i64>,
     waiting_said: bool,
     /// Since when nothing could move without an operator (unattended runs
     /// wait at most until the pause deadline).
@@ -186,6 +205,9 @@ impl Engine {
             pending: Vec::new(),
             verify_left,
             item_retries: HashMap::new(),
+            item_senders: HashMap::new(),
+            item_answers: unbounded_channel(),
+            items_in_flight: Default::default(),
             last_progress: HashMap::new(),
             waiting_said: false,
             stuck_since: None,
@@ -264,6 +286,7 @@ impl Engine {
                 Some(report) = self.reports.recv() => self.on_report(report)?,
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => self.on_joined(joined)?,
                 line = self.terminal.next_line() => self.on_terminal_line(&line)?,
+                Some(answered) = self.item_answers.1.recv() => self.on_item_answer(answered)?,
                 Some(delivery) = next_delivery(self.notifier.as_ref()) => self.on_delivery(delivery)?,
                 _ = poll.tick() => {
                     self.on_commands()?;
@@ -460,18 +483,33 @@ impl Engine {
             self.handles.insert(i, handle);
             return;
         };
+        let confirmed = self.confirmed_items(&step);
         let params = self.render_params(&step).map(|mut params| {
             if let Some(item) = self.item_retries.remove(&i) {
                 params.insert("rebackup".into(), Value::from(item));
+            }
+            if let Some(confirmed) = confirmed {
+                params.insert("confirmed".into(), json!(confirmed));
             }
             params
         });
         let log = self.step_log(&step.id);
         let context = self.plugin_context(&step);
+        let items = crate::plugins::spec::builtin(&step.uses)
+            .is_some_and(|s| !s.items.is_empty())
+            .then(|| {
+                let (tx, rx) = unbounded_channel();
+                self.item_senders.insert(i, tx);
+                rx
+            });
         let ctx = params.map(|params| {
-            StepContext::new(step.id.clone(), attempt, params, &self.env, token, log)
+            let ctx = StepContext::new(step.id.clone(), attempt, params, &self.env, token, log)
                 .with_idempotent(step.idempotent)
-                .with_template_context(context)
+                .with_template_context(context);
+            match items {
+                Some(rx) => ctx.with_items(rx),
+                None => ctx,
+            }
         });
         let timeout = step.timeout_seconds.map(Duration::from_secs);
         let handle = self.tasks.spawn(async move {
@@ -576,6 +614,7 @@ impl Engine {
         };
         self.handles.remove(&i);
         self.stop_tokens.remove(&i);
+        self.item_senders.remove(&i);
         if self.state.steps[i].state != StepState::Running || self.state.steps[i].attempt != attempt
         {
             return Ok(());
@@ -1174,6 +1213,21 @@ impl Engine {
     /// Reads and answers the operator's pending commands.
     fn on_commands(&mut self) -> Result<(), EngineError> {
         for command in self.store.pending_commands(self.record)? {
+            if self.items_in_flight.contains(&command.id) {
+                continue;
+            }
+            if self.goes_to_step(&command) {
+                match self.forward_item(&command) {
+                    Ok(()) => {
+                        self.items_in_flight.insert(command.id);
+                    }
+                    Err(why) => self.on_item_answer(ItemAnswered {
+                        command,
+                        answer: Err(why),
+                    })?,
+                }
+                continue;
+            }
             let answer = self.decide_command(&command);
             let (accepted, text) = match &answer {
                 Ok(text) => (true, text.clone()),
@@ -1250,7 +1304,161 @@ impl Engine {
                 decide_step_command(&self.state, &self.plan, command)
             }
             CommandKind::Resume => Err("this upgrade is already running".into()),
+            // Routed to the step before this (see `goes_to_step`).
+            CommandKind::Item => Err("an item command goes to its step".into()),
         }
+    }
+
+    /// Whether the command is answered by a running step's plugin: an item
+    /// command, or the confirmation of an item (`ack STEP --item NAME`)
+    /// while its step runs.
+    fn goes_to_step(&self, command: &Command) -> bool {
+        match command.kind {
+            CommandKind::Item => true,
+            CommandKind::Ack => {
+                item_arg(command).is_some()
+                    && command
+                        .step
+                        .as_deref()
+                        .and_then(|s| self.state.index(s))
+                        .is_some_and(|i| self.state.steps[i].state == StepState::Running)
+            }
+            _ => false,
+        }
+    }
+
+    /// Hands an item command to its running step; its answer comes back
+    /// through `item_answers` (within [`ITEM_ANSWER`]). `Err` is why the
+    /// command is refused at once.
+    fn forward_item(&mut self, command: &Command) -> Result<(), String> {
+        if self.closing.is_some() {
+            return Err("the upgrade is ending; item commands are no longer taken".into());
+        }
+        let i = item_step(&self.state, &self.plan, command)?;
+        let id = &self.plan.steps[i].id;
+        let run = &self.state.steps[i];
+        if run.state != StepState::Running {
+            let hint = if run.state == StepState::Failed && run.paused {
+                format!("; `runbook retry {id}` runs it again")
+            } else {
+                String::new()
+            };
+            return Err(format!(
+                "`{id}` is {}, not running: item commands go to the running step{hint} (`runbook items {id}` lists its items)",
+                run.state.as_str()
+            ));
+        }
+        let sender = self
+            .item_senders
+            .get(&i)
+            .ok_or_else(|| format!("`{id}` does not take item commands in this attempt"))?;
+        let (request, reply) = ItemRequest::new(
+            &item_action(command),
+            item_names(command),
+            command
+                .args
+                .get("all")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            command
+                .args
+                .get("status")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            command
+                .args
+                .get("ack")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            by_of(command),
+        );
+        sender
+            .send(request)
+            .map_err(|_| format!("`{id}` is ending; try `runbook items {id}`"))?;
+        let answers = self.item_answers.0.clone();
+        let command = command.clone();
+        tokio::spawn(async move {
+            let answer = match tokio::time::timeout(ITEM_ANSWER, reply).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => {
+                    Err("the step ended before it answered (see `runbook status`)".into())
+                }
+                Err(_) => Err(format!(
+                    "the step did not answer within {}; check with `runbook items` before sending it again",
+                    crate::duration::format(ITEM_ANSWER)
+                )),
+            };
+            let _ = answers.send(ItemAnswered { command, answer });
+        });
+        Ok(())
+    }
+
+    /// Answers an item command and journals who asked what, and what came
+    /// of it; a confirmed item is journaled as acknowledged, so later
+    /// attempts of the step know it.
+    fn on_item_answer(&mut self, answered: ItemAnswered) -> Result<(), EngineError> {
+        let ItemAnswered { command, answer } = answered;
+        self.items_in_flight.remove(&command.id);
+        let (accepted, text) = match answer {
+            Ok(text) => (true, text),
+            Err(text) => (false, text),
+        };
+        let action = item_action(&command);
+        let step = command.step.as_deref();
+        let by = by_of(&command);
+        let mut changes = vec![
+            Change::Answer {
+                command: command.id,
+                accepted,
+                text: text.clone(),
+            },
+            Self::event(
+                "item-command",
+                step,
+                json!({
+                    "action": action,
+                    "names": item_names(&command),
+                    "all": command.args.get("all"),
+                    "status": command.args.get("status"),
+                    "by": by,
+                    "accepted": accepted,
+                    "answer": text,
+                }),
+            ),
+        ];
+        if accepted && action == "ack" {
+            for item in item_names(&command) {
+                changes.push(Self::event(
+                    "item-acknowledged",
+                    step,
+                    json!({ "item": item, "by": by }),
+                ));
+            }
+        }
+        self.commit(changes)?;
+        self.flush()?;
+        self.config.reporter.line(&format!(
+            "item {action} {}: {text}",
+            if accepted { "accepted" } else { "refused" }
+        ));
+        Ok(())
+    }
+
+    /// The items of `step` an operator confirmed (`runbook ack STEP --item
+    /// NAME`), from the journal, for a plugin that takes confirmations.
+    fn confirmed_items(&self, step: &PlannedStep) -> Option<Vec<String>> {
+        let takes = crate::plugins::spec::builtin(&step.uses).is_some_and(|s| s.takes_item("ack"));
+        if !takes {
+            return None;
+        }
+        let events = self.store.events(self.record, 0).unwrap_or_default();
+        let confirmed = events
+            .iter()
+            .filter(|e| e.kind == "item-acknowledged" && e.step.as_deref() == Some(&step.id))
+            .filter_map(|e| e.data.get("item").and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect();
+        Some(confirmed)
     }
 
     fn apply_command(&mut self, command: &Command) -> Result<(), EngineError> {
@@ -1297,18 +1505,41 @@ impl Engine {
                 if let Some(item) = command.args.get("item").and_then(Value::as_str) {
                     self.item_retries.insert(i, item.to_owned());
                 }
-                let run = &mut self.state.steps[i];
-                run.state = StepState::Pending;
-                run.paused = false;
-                run.detail = Some("retry requested by the operator".into());
-                self.state.touch(&self.plan, i);
-                let change = self.step_change(i);
-                self.commit(vec![change])?;
+                self.retry_step(i, "retry requested by the operator", Vec::new())?;
+            }
+            (CommandKind::Ack, Some(i)) if item_arg(command).is_some() => {
+                // The confirmation of a failed, paused step's item: journaled
+                // (the next attempt reads it), then the step runs again.
+                let item = item_arg(command).unwrap_or_default().to_owned();
+                let by = by_of(command);
+                let event = Self::event(
+                    "item-acknowledged",
+                    command.step.as_deref(),
+                    json!({ "item": item, "by": by }),
+                );
+                let detail = format!("`{item}` confirmed by {by}; running again");
+                self.retry_step(i, &detail, vec![event])?;
             }
             (CommandKind::Ack, Some(i)) => self.answer_gate(i, true, "runbook ack")?,
             _ => {}
         }
         Ok(())
+    }
+
+    /// Puts a failed, paused step back in the queue, with `changes`.
+    fn retry_step(
+        &mut self,
+        i: usize,
+        detail: &str,
+        mut changes: Vec<Change>,
+    ) -> Result<(), EngineError> {
+        let run = &mut self.state.steps[i];
+        run.state = StepState::Pending;
+        run.paused = false;
+        run.detail = Some(detail.to_owned());
+        self.state.touch(&self.plan, i);
+        changes.push(self.step_change(i));
+        self.commit(changes)
     }
 
     /// Ctrl-C after the record closed (a force-stop, or a finalised upgrade
@@ -1350,6 +1581,7 @@ impl Engine {
             if let Some(handle) = self.handles.remove(&i) {
                 handle.abort();
             }
+            self.item_senders.remove(&i);
             let run = &mut self.state.steps[i];
             run.state = StepState::Cancelled;
             run.finished_at = Some(Timestamp::now());
@@ -1414,12 +1646,87 @@ pub fn decide_step_command(
             step.id,
             run.state.as_str()
         )),
+        CommandKind::Ack if item_arg(command).is_some() => {
+            let item = item_arg(command).unwrap_or_default();
+            item_step(state, plan, command)?;
+            if run.state == StepState::Failed && run.paused {
+                Ok(format!(
+                    "`{item}` of `{}` confirmed; `{}` runs again",
+                    step.id, step.id
+                ))
+            } else {
+                Err(format!(
+                    "`{}` is {}: an item is confirmed while the step runs or once it failed and paused",
+                    step.id,
+                    run.state.as_str()
+                ))
+            }
+        }
         CommandKind::Ack if run.awaiting_gate || (step.gate.is_some() && run.attempt == 0) => {
             Ok(format!("`{}` approved", step.id))
         }
         CommandKind::Ack => Err(format!("`{}` is not waiting for an approval", step.id)),
         _ => Err(format!("`{}` is not a step command", command.kind)),
     }
+}
+
+/// The item an `ack STEP --item NAME` confirms.
+fn item_arg(command: &Command) -> Option<&str> {
+    command.args.get("item").and_then(Value::as_str)
+}
+
+/// The item action of a command: `ack` for a confirmation, else its `action`.
+fn item_action(command: &Command) -> String {
+    if command.kind == CommandKind::Ack {
+        return "ack".into();
+    }
+    command
+        .args
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The items a command names.
+fn item_names(command: &Command) -> Vec<String> {
+    if let Some(item) = item_arg(command) {
+        return vec![item.to_owned()];
+    }
+    command
+        .args
+        .get("names")
+        .and_then(Value::as_array)
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Who sent a command (the operator identity the command line adds).
+fn by_of(command: &Command) -> String {
+    command
+        .args
+        .get("by")
+        .and_then(Value::as_str)
+        .unwrap_or("an operator")
+        .to_owned()
+}
+
+/// The step an item command is for, if its plugin takes the action; `Err`
+/// says why not, and which plugins do.
+pub fn item_step(state: &RunState, plan: &Plan, command: &Command) -> Result<usize, String> {
+    let id = command.step.as_deref().ok_or("name a step")?;
+    let i = state.index(id).ok_or_else(|| {
+        format!("`{id}` is not a step of this upgrade (`runbook status` lists them)")
+    })?;
+    let step = &plan.steps[i];
+    crate::plugins::spec::check_item_action(&step.id, &step.uses, &item_action(command))?;
+    Ok(i)
 }
 
 /// The next delivery result of `notifier`; never, without one.

@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::platform::Platform;
@@ -99,6 +100,68 @@ pub enum StepReport {
         /// The data.
         data: Value,
     },
+}
+
+/// What an operator asks of the items of a running step (`runbook item
+/// ACTION STEP NAME…`, `runbook ack STEP --item NAME`), routed by the
+/// engine to the step's plugin, which answers it once.
+#[derive(Debug)]
+pub struct ItemRequest {
+    /// `run`, `stop`, `skip` or `ack` (see `PluginSpec::items`).
+    pub action: String,
+    /// The items named.
+    pub names: Vec<String>,
+    /// Every item of the step (`--all`).
+    pub all: bool,
+    /// Every item in this status (`--status failed`), in the platform's words.
+    pub status: Option<String>,
+    /// The operator acknowledged the risk (`--ack`).
+    pub ack: bool,
+    /// Who asks (the operator identity), for the step log.
+    pub by: String,
+    reply: Option<oneshot::Sender<Result<String, String>>>,
+}
+
+impl ItemRequest {
+    /// A request, and where its answer arrives.
+    pub fn new(
+        action: &str,
+        names: Vec<String>,
+        all: bool,
+        status: Option<String>,
+        ack: bool,
+        by: String,
+    ) -> (ItemRequest, oneshot::Receiver<Result<String, String>>) {
+        let (tx, rx) = oneshot::channel();
+        let request = ItemRequest {
+            action: action.to_owned(),
+            names,
+            all,
+            status,
+            ack,
+            by,
+            reply: Some(tx),
+        };
+        (request, rx)
+    }
+
+    /// Whether the request selects the item `name` whose status is
+    /// `status`: named, or in the `--status` asked for, or `--all`.
+    pub fn selects(&self, name: &str, status: &str) -> bool {
+        self.all
+            || self.names.iter().any(|n| n == name)
+            || self
+                .status
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case(status))
+    }
+
+    /// Answers: `Ok` says what was done, `Err` why nothing was.
+    pub fn answer(mut self, answer: Result<String, String>) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(answer);
+        }
+    }
 }
 
 /// How a step ended.
@@ -187,6 +250,7 @@ pub struct StepContext {
     pub template_context: Option<Arc<Value>>,
     log: Arc<Mutex<Box<dyn Write + Send>>>,
     reports: UnboundedSender<StepReport>,
+    items: Option<Arc<tokio::sync::Mutex<UnboundedReceiver<ItemRequest>>>>,
 }
 
 impl StepContext {
@@ -210,7 +274,27 @@ impl StepContext {
             template_context: None,
             log: Arc::new(Mutex::new(log)),
             reports: env.reports.clone(),
+            items: None,
         }
+    }
+
+    /// Gives the plugin the operator's item requests (for a plugin that
+    /// declares item actions).
+    pub fn with_items(mut self, requests: UnboundedReceiver<ItemRequest>) -> StepContext {
+        self.items = Some(Arc::new(tokio::sync::Mutex::new(requests)));
+        self
+    }
+
+    /// The next item request from the operator; never resolves when the
+    /// step gets none. Cancel-safe, so a plugin selects on it beside its
+    /// poll timer.
+    pub async fn item_request(&self) -> ItemRequest {
+        if let Some(items) = &self.items {
+            if let Some(request) = items.lock().await.recv().await {
+                return request;
+            }
+        }
+        std::future::pending().await
     }
 
     /// Marks the step idempotent (see [`StepContext::idempotent`]).

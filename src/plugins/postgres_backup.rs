@@ -828,21 +828,70 @@ async fn watch(ctx: &StepContext, board: &mut Board, i: usize, job: &BackupJob) 
         }
         _ => {}
     }
-    let result = job
-        .run(&mut |event| {
-            if let JobEvent::Status(status) = event {
-                board.rows[i].status = status;
-                ctx.progress(board.progress());
-                // "When the database backup status is Backing up, you can
-                // click Next": the steps after the backup may start.
-                if status == BackupStatus::BackingUp {
-                    ctx.release();
+    let mut observe = |event| {
+        if let JobEvent::Status(status) = event {
+            board.rows[i].status = status;
+            ctx.progress(board.progress());
+            // "When the database backup status is Backing up, you can
+            // click Next": the steps after the backup may start.
+            if status == BackupStatus::BackingUp {
+                ctx.release();
+            }
+        }
+    };
+    let mut run = Box::pin(job.run(&mut observe));
+    let result = loop {
+        tokio::select! {
+            result = &mut run => break result,
+            request = ctx.item_request() => {
+                if let Some(stopped) = force_stop_item(ctx, job, request) {
+                    break stopped;
                 }
             }
-        })
-        .await;
+        }
+    };
+    // Dropped before the status is written: pg_dump is killed and the
+    // partial file removed first.
+    drop(run);
     let _ = ctx.platform.set_backup_status(&db, result.status).await;
     result
+}
+
+/// "If necessary, you can click Force Stop to stop a database that is
+/// being backed up" (`runbook item stop STEP DB`): the result of the
+/// stopped backup, or `None` (answered with a refusal) when the request
+/// is not a stop of `job`'s database.
+fn force_stop_item(
+    ctx: &StepContext,
+    job: &BackupJob,
+    request: crate::plugins::executor::ItemRequest,
+) -> Option<DatabaseBackup> {
+    let db = job.database.as_str();
+    if request.action != "stop" {
+        let answer = format!(
+            "a database backup takes `stop` (Force Stop) while it runs; Re-backup is `runbook retry {} --item DB` once the step failed",
+            ctx.step
+        );
+        request.answer(Err(answer));
+        return None;
+    }
+    if !request.selects(db, &BackupStatus::BackingUp.to_string()) {
+        let answer = format!(
+            "only `{db}` is being backed up now; Force Stop stops the database being backed up"
+        );
+        request.answer(Err(answer));
+        return None;
+    }
+    let by = request.by.clone();
+    ctx.log(format!("{by}: Force Stop of the backup of `{db}`"));
+    request.answer(Ok(format!(
+        "the backup of `{db}` is force-stopped (pg_dump ended, no partial file kept); `runbook retry {} --item {db}` backs it up again",
+        ctx.step
+    )));
+    Some(DatabaseBackup::failed(
+        job,
+        format!("force-stopped by {by}"),
+    ))
 }
 
 fn log_result(ctx: &StepContext, row: &DatabaseBackup) {

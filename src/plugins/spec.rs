@@ -118,12 +118,22 @@ pub struct PluginSpec {
     /// The outputs later steps may template in as `steps.ID.outputs.NAME`;
     /// `*` means any name (the step declares them itself).
     pub outputs: &'static [&'static str],
+    /// The item actions a running step of this plugin answers (`runbook
+    /// item ACTION STEP NAME…`, and `ack` for `runbook ack STEP --item
+    /// NAME`); empty for a plugin that does not work on items.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub items: &'static [&'static str],
 }
 
 impl PluginSpec {
     /// The parameter called `name`.
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
+    }
+
+    /// Whether a running step of this plugin answers item action `action`.
+    pub fn takes_item(&self, action: &str) -> bool {
+        self.items.contains(&action)
     }
 
     /// Whether `name` is an output of this plugin.
@@ -169,12 +179,14 @@ static BUILTINS: &[PluginSpec] = &[
             ),
         ],
         outputs: &["exit_code", "stdout"],
+        items: &[],
     },
     PluginSpec {
         name: "wait",
         summary: "wait for a fixed time",
         params: &[p("duration", Duration, true, "how long to wait")],
         outputs: &[],
+        items: &[],
     },
     PluginSpec {
         name: "gate",
@@ -186,6 +198,7 @@ static BUILTINS: &[PluginSpec] = &[
             "what to ask (defaults to the step's gate prompt)",
         )],
         outputs: &["answer"],
+        items: &[],
     },
     PluginSpec {
         name: "render",
@@ -212,6 +225,7 @@ static BUILTINS: &[PluginSpec] = &[
             ),
         ],
         outputs: &["path", "bytes"],
+        items: &[],
     },
     PluginSpec {
         name: "http",
@@ -270,6 +284,7 @@ static BUILTINS: &[PluginSpec] = &[
             ),
         ],
         outputs: &["*"],
+        items: &[],
     },
     PluginSpec {
         name: "sql",
@@ -320,6 +335,7 @@ static BUILTINS: &[PluginSpec] = &[
             ),
         ],
         outputs: &["rows", "affected", "row_count"],
+        items: &[],
     },
     PluginSpec {
         name: "postgres.backup",
@@ -371,6 +387,8 @@ static BUILTINS: &[PluginSpec] = &[
             ),
         ],
         outputs: &["dir", "files"],
+        // "you can click Force Stop to stop a database that is being backed up"
+        items: &["stop"],
     },
     PluginSpec {
         name: "config.check",
@@ -396,6 +414,7 @@ static BUILTINS: &[PluginSpec] = &[
             ),
         ],
         outputs: &["verdicts", "result"],
+        items: &[],
     },
     PluginSpec {
         name: "platform.maintenance",
@@ -410,6 +429,7 @@ static BUILTINS: &[PluginSpec] = &[
             ),
         ],
         outputs: &["entered_at", "exited_at"],
+        items: &[],
     },
     PluginSpec {
         name: "platform.scheduler",
@@ -424,6 +444,7 @@ static BUILTINS: &[PluginSpec] = &[
             p("environments", StringList, false, ENVIRONMENTS),
         ],
         outputs: &["at"],
+        items: &[],
     },
     PluginSpec {
         name: "platform.tasks",
@@ -443,6 +464,8 @@ static BUILTINS: &[PluginSpec] = &[
             ),
         ],
         outputs: &["stopped", "rerun"],
+        // "select one or more tasks to force stop", while force-stop waits.
+        items: &["stop"],
     },
     PluginSpec {
         name: "platform.shutdown",
@@ -462,12 +485,14 @@ static BUILTINS: &[PluginSpec] = &[
             ),
         ],
         outputs: &["pods"],
+        items: &[],
     },
     PluginSpec {
         name: "platform.pre-upgrade",
         summary: "pre-upgrade every service, with per-service status",
         params: &[p("to", ParamKind::String, true, "the target version")],
         outputs: &[],
+        items: &[],
     },
     PluginSpec {
         name: "platform.rolling-upgrade",
@@ -494,6 +519,7 @@ static BUILTINS: &[PluginSpec] = &[
             ),
         ],
         outputs: &["unavailable_seconds"],
+        items: &[],
     },
     PluginSpec {
         name: "platform.data-update",
@@ -525,6 +551,9 @@ static BUILTINS: &[PluginSpec] = &[
             ),
         ],
         outputs: &["succeeded", "failed"],
+        // "Run, Skip, and Stop all support batch operations"; failed asset
+        // messages are confirmed with `ack`.
+        items: &["run", "stop", "skip", "ack"],
     },
     PluginSpec {
         name: "platform.verify",
@@ -544,6 +573,7 @@ static BUILTINS: &[PluginSpec] = &[
             ),
         ],
         outputs: &["recent_instances", "seven_day_average"],
+        items: &[],
     },
 ];
 
@@ -569,6 +599,33 @@ const BACKGROUND: &[&str] = &["postgres.backup"];
 /// Whether plugin `uses` runs in the background (see [`BACKGROUND`]).
 pub fn runs_in_background(uses: &str) -> bool {
     BACKGROUND.contains(&uses)
+}
+
+/// Whether a running step `step` of plugin `uses` answers item action
+/// `action` (`run`, `stop`, `skip`, `ack`); `Err` says why not, and which
+/// plugins do.
+pub fn check_item_action(step: &str, uses: &str, action: &str) -> Result<(), String> {
+    if builtin(uses).is_some_and(|s| s.takes_item(action)) {
+        return Ok(());
+    }
+    let takers: Vec<String> = BUILTINS
+        .iter()
+        .filter(|s| s.takes_item(action))
+        .map(|s| format!("`{}`", s.name))
+        .collect();
+    let what = if action == "ack" {
+        "items to confirm".to_owned()
+    } else {
+        format!("items to {action}")
+    };
+    let takers = if takers.is_empty() {
+        "no plugin of this build".to_owned()
+    } else {
+        takers.join(", ")
+    };
+    Err(format!(
+        "`{step}` (uses `{uses}`) has no {what}; steps that do use {takers}"
+    ))
 }
 
 /// Whether parameter `param` of plugin `uses` is [`Param::raw`]: kept as

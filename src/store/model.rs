@@ -410,17 +410,21 @@ pub enum CommandKind {
     Ack,
     /// Resume a paused upgrade.
     Resume,
+    /// Act on items of the running step (run, stop or skip data-update
+    /// tasks, instances, one database's backup); the step's plugin answers.
+    Item,
 }
 
 impl CommandKind {
     /// Every command kind.
-    pub const ALL: [CommandKind; 6] = [
+    pub const ALL: [CommandKind; 7] = [
         CommandKind::Stop,
         CommandKind::ForceStop,
         CommandKind::Skip,
         CommandKind::Retry,
         CommandKind::Ack,
         CommandKind::Resume,
+        CommandKind::Item,
     ];
 
     /// The kebab-case name used in files, JSON and the database.
@@ -432,6 +436,7 @@ impl CommandKind {
             CommandKind::Retry => "retry",
             CommandKind::Ack => "ack",
             CommandKind::Resume => "resume",
+            CommandKind::Item => "item",
         }
     }
 }

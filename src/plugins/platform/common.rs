@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::platform::PlatformError;
 use crate::platform::model::{Environment, Switch};
-use crate::plugins::executor::{ItemStatus, Outcome, StepContext};
+use crate::plugins::executor::{ItemRequest, ItemStatus, Outcome, StepContext};
 use crate::version::Version;
 
 /// How often lists are polled: "The task list auto-refreshes every 20 s."
@@ -81,6 +81,48 @@ pub(super) async fn wait_or_stop(
     tokio::select! {
         () = ctx.stop.cancelled() => Ok(true),
         waited = ctx.platform.wait(period) => waited.map(|()| ctx.stop.is_cancelled()),
+    }
+}
+
+/// What ended a wait of [`wait_for`].
+pub(super) enum Woken {
+    /// The period passed.
+    Elapsed,
+    /// A graceful stop was asked for.
+    Stop,
+    /// The operator asked something of the step's items; answer it, then
+    /// poll again.
+    Item(ItemRequest),
+}
+
+/// Waits one poll interval of platform time, or until a graceful stop or
+/// an operator's item request, whichever comes first.
+pub(super) async fn wait_for(ctx: &StepContext, period: Duration) -> Result<Woken, PlatformError> {
+    if ctx.stop.is_cancelled() {
+        return Ok(Woken::Stop);
+    }
+    tokio::select! {
+        () = ctx.stop.cancelled() => Ok(Woken::Stop),
+        request = ctx.item_request() => Ok(Woken::Item(request)),
+        waited = ctx.platform.wait(period) => waited.map(|()| {
+            if ctx.stop.is_cancelled() { Woken::Stop } else { Woken::Elapsed }
+        }),
+    }
+}
+
+/// Runs `work` while answering every item request with `why` (a step of
+/// a plugin that takes items in another mode of it).
+pub(super) async fn refusing_items(
+    ctx: &StepContext,
+    work: impl std::future::Future<Output = Outcome>,
+    why: &str,
+) -> Outcome {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            outcome = &mut work => return outcome,
+            request = ctx.item_request() => request.answer(Err(why.to_owned())),
+        }
     }
 }
 

@@ -1,11 +1,13 @@
 //! `platform.data-update`: run the data-update tasks and, once every
 //! blocking one has succeeded, resume scheduling and exit maintenance mode.
 
+use std::collections::BTreeSet;
+
 use serde_json::json;
 
-use super::common::{POLL, fail, failed, item, resume_scheduling, succeeded, wait_or_stop};
+use super::common::{POLL, Woken, fail, failed, item, resume_scheduling, succeeded, wait_for};
 use crate::platform::model::{DataUpdateDetails, DataUpdateStatus, DataUpdateTask, Environment};
-use crate::plugins::executor::{Executor, Milestone, Outcome, Progress, StepContext};
+use crate::plugins::executor::{Executor, ItemRequest, Milestone, Outcome, Progress, StepContext};
 
 /// "The system automatically executes all data update tasks that were not
 /// skipped and have not run successfully. When all blocking tasks are
@@ -16,7 +18,13 @@ use crate::plugins::executor::{Executor, Milestone, Outcome, Progress, StepConte
 ///
 /// A failed or stopped task fails the step, and so do failed asset refresh
 /// messages ("the Dataphin O&M team must confirm whether they can be
-/// ignored"): the operator confirms by skipping the task, where allowed.
+/// ignored") until the operator confirms them: `runbook ack STEP --item
+/// NAME`, while the step runs or once it failed (then it runs again, and
+/// the confirmation arrives as the `confirmed` parameter).
+///
+/// While it runs the step answers item commands ("Run, Skip, and Stop all
+/// support batch operations"): `run`, `stop`, `skip` (with `--ack`; never
+/// an unskippable task) and `ack`.
 pub struct DataUpdate;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +39,8 @@ struct Params {
     skip: Vec<String>,
     unskippable: Vec<String>,
     exit_maintenance: bool,
+    /// Tasks whose failed asset messages the operator confirmed.
+    confirmed: Vec<String>,
 }
 
 fn params(ctx: &StepContext) -> Result<Params, Outcome> {
@@ -50,6 +60,7 @@ fn params(ctx: &StepContext) -> Result<Params, Outcome> {
         skip: ctx.list_param("skip").unwrap_or_default(),
         unskippable: ctx.list_param("unskippable").unwrap_or_default(),
         exit_maintenance: ctx.bool_param("exit_maintenance").unwrap_or(false),
+        confirmed: ctx.list_param("confirmed").unwrap_or_default(),
     })
 }
 
@@ -122,35 +133,200 @@ async fn start(ctx: &StepContext, which: Which) -> Result<Vec<String>, Outcome> 
     Ok(names)
 }
 
-/// Polls until every selected task has finished, exiting maintenance mode
-/// as soon as the blocking tasks allow it.
+/// Whether `task` holds the exit from maintenance mode: blocking and not
+/// cleanly successful, unless its failed messages were confirmed.
+fn holds_exit(task: &DataUpdateTask, confirmed: &BTreeSet<String>) -> bool {
+    task.blocks_exit()
+        && !(task.status == DataUpdateStatus::Successful && confirmed.contains(&task.name))
+}
+
+/// Polls until every selected task has finished (a task skipped meanwhile
+/// no longer counts), exiting maintenance mode as soon as the blocking
+/// tasks allow it, and answering the operator's item commands.
 async fn watch(ctx: &StepContext, p: &Params, names: &[String]) -> Outcome {
     let mut exited = false;
+    let mut confirmed: BTreeSet<String> = p.confirmed.iter().cloned().collect();
     loop {
         let tasks = match list(ctx).await {
             Ok(t) => t,
             Err(outcome) => return outcome,
         };
-        let mine: Vec<&DataUpdateTask> = tasks.iter().filter(|t| names.contains(&t.name)).collect();
+        let mine: Vec<&DataUpdateTask> = tasks
+            .iter()
+            .filter(|t| names.contains(&t.name) && !t.skipped)
+            .collect();
         report(ctx, &mine);
-        if p.exit_maintenance && !exited && !tasks.iter().any(DataUpdateTask::blocks_exit) {
+        if p.exit_maintenance && !exited && !tasks.iter().any(|t| holds_exit(t, &confirmed)) {
             if let Err(outcome) = exit_maintenance(ctx).await {
                 return outcome;
             }
             exited = true;
         }
         if mine.iter().all(|t| t.status.is_finished()) {
-            return finish(ctx, p, &tasks, &mine, exited);
+            return finish(ctx, p, &tasks, &mine, &confirmed, exited);
         }
-        match wait_or_stop(ctx, POLL).await {
-            Ok(false) => {}
-            Ok(true) => {
+        match wait_for(ctx, POLL).await {
+            Ok(Woken::Elapsed) => {}
+            Ok(Woken::Item(request)) => {
+                let answer = on_item(ctx, p, names, &mut confirmed, &request).await;
+                request.answer(answer);
+            }
+            Ok(Woken::Stop) => {
                 ctx.log("stopped on request; running data-update tasks go on on the platform");
                 return Outcome::Stopped;
             }
             Err(e) => return failed(ctx, "the platform did not answer", &e),
         }
     }
+}
+
+/// Answers one item command on the step's tasks (`names`).
+async fn on_item(
+    ctx: &StepContext,
+    p: &Params,
+    names: &[String],
+    confirmed: &mut BTreeSet<String>,
+    request: &ItemRequest,
+) -> Result<String, String> {
+    let tasks = list(ctx)
+        .await
+        .map_err(|_| "the platform did not answer; nothing was done".to_owned())?;
+    let mine: Vec<&DataUpdateTask> = tasks.iter().filter(|t| names.contains(&t.name)).collect();
+    if let Some(unknown) = request
+        .names
+        .iter()
+        .find(|n| !mine.iter().any(|t| &t.name == *n))
+    {
+        return Err(format!(
+            "`{unknown}` is not a data-update task of `{}`; its tasks: {}",
+            ctx.step,
+            names.join(", ")
+        ));
+    }
+    let chosen: Vec<&DataUpdateTask> = mine
+        .into_iter()
+        .filter(|t| request.selects(&t.name, &t.status.to_string()))
+        .collect();
+    if chosen.is_empty() {
+        return Err(format!(
+            "no task of `{}` is {}; nothing was done",
+            ctx.step,
+            request.status.as_deref().unwrap_or("selected")
+        ));
+    }
+    ctx.log(format!(
+        "{} asks to {} {}",
+        request.by,
+        request.action,
+        chosen
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    match request.action.as_str() {
+        "run" => run_tasks(ctx, &chosen).await,
+        "stop" => stop_tasks(ctx, &chosen).await,
+        "skip" => skip_tasks(ctx, p, &chosen, request.ack).await,
+        "ack" => confirm(ctx, &chosen, confirmed),
+        other => Err(format!(
+            "data-update tasks take run, stop, skip or ack, not `{other}`"
+        )),
+    }
+}
+
+/// "Run": tasks running or successful are not run again.
+async fn run_tasks(ctx: &StepContext, chosen: &[&DataUpdateTask]) -> Result<String, String> {
+    let mut said = Vec::new();
+    for t in chosen {
+        if !t.status.is_runnable() {
+            said.push(format!("{} is {}: not run again", t.name, t.status));
+            continue;
+        }
+        match ctx.platform.run_data_update(&t.name).await {
+            Ok(now) => said.push(format!("{} started (run {})", now.name, now.runs)),
+            Err(e) => said.push(format!("{} did not start: {e}", t.name)),
+        }
+    }
+    said.iter().for_each(|l| ctx.log(l));
+    Ok(said.join("; "))
+}
+
+/// "Stop a running task": tasks not running are left as they are.
+async fn stop_tasks(ctx: &StepContext, chosen: &[&DataUpdateTask]) -> Result<String, String> {
+    let mut said = Vec::new();
+    for t in chosen {
+        if t.status != DataUpdateStatus::Running {
+            said.push(format!("{} is {}: nothing to stop", t.name, t.status));
+            continue;
+        }
+        match ctx.platform.stop_data_update(&t.name).await {
+            Ok(now) => said.push(format!("{} is {}", now.name, now.status)),
+            Err(e) => said.push(format!("{} did not stop: {e}", t.name)),
+        }
+    }
+    said.iter().for_each(|l| ctx.log(l));
+    Ok(said.join("; "))
+}
+
+/// "Skip to treat the task as non-blocking": with a risk acknowledgment,
+/// and never for a task that cannot be skipped ("Metadata acquisition
+/// tasks cannot be skipped"). All or nothing.
+async fn skip_tasks(
+    ctx: &StepContext,
+    p: &Params,
+    chosen: &[&DataUpdateTask],
+    ack: bool,
+) -> Result<String, String> {
+    if let Some(t) = chosen
+        .iter()
+        .find(|t| !t.skippable || p.unskippable.contains(&t.name))
+    {
+        return Err(format!(
+            "{} cannot be skipped (the upgrade manager: \"Metadata acquisition tasks cannot be skipped.\"); nothing was skipped",
+            t.name
+        ));
+    }
+    if !ack {
+        return Err(
+            "a skipped task is treated as non-blocking and does not run: acknowledge the risk with --ack"
+                .into(),
+        );
+    }
+    let mut said = Vec::new();
+    for t in chosen {
+        match ctx.platform.skip_data_update(&t.name).await {
+            Ok(_) => said.push(format!("{} skipped: non-blocking, will not run", t.name)),
+            Err(e) => return Err(format!("cannot skip {}: {e}", t.name)),
+        }
+    }
+    said.iter().for_each(|l| ctx.log(l));
+    Ok(said.join("; "))
+}
+
+/// The O&M team's confirmation that failed asset messages can be ignored.
+fn confirm(
+    ctx: &StepContext,
+    chosen: &[&DataUpdateTask],
+    confirmed: &mut BTreeSet<String>,
+) -> Result<String, String> {
+    if let Some(t) = chosen.iter().find(|t| t.failed_messages() == 0) {
+        return Err(format!(
+            "{} has no failed messages to confirm (it is {})",
+            t.name, t.status
+        ));
+    }
+    let mut said = Vec::new();
+    for t in chosen {
+        confirmed.insert(t.name.clone());
+        said.push(format!(
+            "{}: {} failed message(s) confirmed as ignorable",
+            t.name,
+            t.failed_messages()
+        ));
+    }
+    said.iter().for_each(|l| ctx.log(l));
+    Ok(said.join("; "))
 }
 
 fn report(ctx: &StepContext, mine: &[&DataUpdateTask]) {
@@ -217,6 +393,7 @@ fn finish(
     p: &Params,
     all: &[DataUpdateTask],
     mine: &[&DataUpdateTask],
+    confirmed: &BTreeSet<String>,
     exited: bool,
 ) -> Outcome {
     details_facts(ctx, mine);
@@ -228,30 +405,40 @@ fn finish(
     };
     let ok = names(&|t| t.status == DataUpdateStatus::Successful);
     let bad = names(&|t| !matches!(t.status, DataUpdateStatus::Successful));
-    let messages = names(&|t| !t.skipped && t.failed_messages() > 0);
-    ctx.fact("data-update", json!({"succeeded": ok, "failed": bad, "failed_messages": messages, "exited_maintenance": exited}));
+    let messages =
+        names(&|t| !t.skipped && t.failed_messages() > 0 && !confirmed.contains(&t.name));
+    let confirmed: Vec<&String> = confirmed.iter().collect();
+    ctx.fact("data-update", json!({"succeeded": ok, "failed": bad, "failed_messages": messages, "confirmed_messages": confirmed, "exited_maintenance": exited}));
     if !bad.is_empty() {
         return fail(
             ctx,
             format!(
-                "data-update task(s) did not succeed: {} (hint: run the step again, or skip them where allowed)",
-                bad.join(", ")
+                "data-update task(s) did not succeed: {} (hint: `runbook retry {}` runs them again; while it runs, `runbook item skip {} NAME --ack` skips a skippable one)",
+                bad.join(", "),
+                ctx.step,
+                ctx.step
             ),
         );
     }
     if !messages.is_empty() {
+        let commands: Vec<String> = messages
+            .iter()
+            .map(|m| format!("`runbook ack {} --item {m}`", ctx.step))
+            .collect();
         return fail(
             ctx,
             format!(
-                "failed asset messages in {}: the Dataphin O&M team must confirm whether they can be ignored (hint: skip the task to confirm)",
-                messages.join(", ")
+                "failed asset messages in {}: the Dataphin O&M team must confirm whether they can be ignored before the upgrade continues; once they have, {} confirms it and the step runs again",
+                messages.join(", "),
+                commands.join(", ")
             ),
         );
     }
+    let confirmed: BTreeSet<String> = confirmed.into_iter().cloned().collect();
     if p.exit_maintenance && !exited {
         let blocking: Vec<String> = all
             .iter()
-            .filter(|t| t.blocks_exit())
+            .filter(|t| holds_exit(t, &confirmed))
             .map(|t| t.name.clone())
             .collect();
         return fail(
@@ -404,7 +591,23 @@ mod tests {
         .await;
         let out = h.run(&DataUpdate, exit_params()).await;
         assert!(error(&out).contains("must confirm"), "{out:?}");
+        assert!(
+            error(&out).contains("`runbook ack step --item asset-refresh`"),
+            "{out:?}"
+        );
         assert_eq!(h.fact("asset-refresh").unwrap()["failed"], json!(5));
         assert!(h.sim.maintenance().await.unwrap().active);
+        // Confirmed (the engine passes the journaled confirmations): the
+        // task counts as done, and maintenance mode is exited.
+        let mut confirmed = exit_params();
+        confirmed["confirmed"] = json!(["asset-refresh"]);
+        let out = h.run(&DataUpdate, confirmed).await;
+        assert!(matches!(out, Outcome::Succeeded { .. }), "{out:?}");
+        assert_eq!(status(&h, "asset-refresh").await.runs, 1, "not run again");
+        assert!(!h.sim.maintenance().await.unwrap().active);
+        assert_eq!(
+            h.fact("data-update").unwrap()["confirmed_messages"],
+            json!(["asset-refresh"])
+        );
     }
 }

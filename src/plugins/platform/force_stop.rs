@@ -11,12 +11,14 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::json;
 
-use super::common::{POLL, fail, item, succeeded, wait_or_stop};
+use super::common::{POLL, Woken, fail, item, succeeded, wait_for};
 use super::tasks::{Op, Selection, id_list, in_batches, platform_failure};
 use crate::platform::model::{
     InstanceId, InstanceList, InstanceOutcome, InstanceResult, StoppedInstance,
 };
-use crate::plugins::executor::{ItemStatus, Milestone, Outcome, Progress, StepContext};
+use crate::plugins::executor::{
+    ItemRequest, ItemStatus, Milestone, Outcome, Progress, StepContext,
+};
 
 /// Retries of refused instances within one attempt.
 const STOP_RETRIES: u32 = 3;
@@ -157,13 +159,85 @@ pub(super) async fn run(ctx: &StepContext, sel: &Selection) -> Outcome {
                 Err(e) => return platform_failure(ctx, &e),
             }
         }
-        match wait_or_stop(ctx, POLL).await {
-            Ok(true) => return graceful_stop(ctx, &t).await,
-            Ok(false) => {}
+        // While it waits, the operator may force-stop more instances
+        // ("select one or more tasks to force stop").
+        match wait_for(ctx, POLL).await {
+            Ok(Woken::Stop) => return graceful_stop(ctx, &t).await,
+            Ok(Woken::Elapsed) => {}
+            Ok(Woken::Item(request)) => {
+                let answer = stop_items(ctx, &mut t, &request).await;
+                report(ctx, &t);
+                request.answer(answer);
+            }
             Err(e) => return platform_failure(ctx, &e),
         }
     }
     finish(ctx, &t).await
+}
+
+/// `runbook item stop STEP ID… | --all` while the step waits: force-stops
+/// the running instances named (or all of them). One that finished first
+/// is not listed as stopped.
+async fn stop_items(
+    ctx: &StepContext,
+    t: &mut Tally,
+    request: &ItemRequest,
+) -> Result<String, String> {
+    if request.action != "stop" {
+        return Err(format!(
+            "`{}` takes `stop` (force-stop running instances), not `{}`",
+            ctx.step, request.action
+        ));
+    }
+    let ids: Vec<InstanceId> = if request.names.is_empty() {
+        let running = ctx.platform.instances(InstanceList::Running).await;
+        let running = running.map_err(|e| format!("the platform did not answer: {e}"))?;
+        (running.iter())
+            .filter(|i| request.selects(&i.id.to_string(), "running"))
+            .map(|i| i.id)
+            .collect()
+    } else {
+        (request.names.iter())
+            .map(|n| n.parse())
+            .collect::<Result<_, _>>()?
+    };
+    if ids.is_empty() {
+        return Err("no running instance is selected; nothing was stopped".into());
+    }
+    ctx.log(format!(
+        "{} asks to force-stop {} instance(s)",
+        request.by,
+        ids.len()
+    ));
+    let results = ctx.platform.force_stop(&ids).await;
+    let results = results.map_err(|e| format!("the platform did not answer: {e}"))?;
+    results.iter().for_each(|r| t.record(r));
+    t.seen = t.seen.max(t.done() + t.refused.len());
+    let said: Vec<String> = results.iter().map(said).collect();
+    said.iter().for_each(|l| ctx.log(l));
+    Ok(said.join("; "))
+}
+
+/// One instance's result, for the operator.
+fn said(r: &InstanceResult) -> String {
+    match &r.outcome {
+        InstanceOutcome::Stopped => format!("{} force-stopped", r.id),
+        InstanceOutcome::AlreadyFinished { .. } => {
+            format!("{} had finished: not listed as stopped", r.id)
+        }
+        InstanceOutcome::RefusedToStop { reason } => {
+            format!(
+                "{} did not stop ({reason}); retried every {}s",
+                r.id,
+                POLL.as_secs()
+            )
+        }
+        InstanceOutcome::NotFound => format!("{} is not a running instance", r.id),
+        InstanceOutcome::Ignored { reason } | InstanceOutcome::FailedToStart { reason } => {
+            format!("{} ignored: {reason}", r.id)
+        }
+        InstanceOutcome::Rerun => format!("{} ignored", r.id),
+    }
 }
 
 fn fact(ctx: &StepContext, t: &Tally) {

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::common::{fail, failed};
+use super::common::{fail, failed, refusing_items};
 use super::{force_stop, rerun};
 use crate::platform::PlatformError;
 use crate::platform::model::{InstanceId, InstanceResult};
@@ -23,7 +23,10 @@ impl Executor for Tasks {
         };
         match ctx.str_param("action") {
             Some("force-stop") => force_stop::run(ctx, &selection).await,
-            Some("rerun") => rerun::run(ctx, &selection).await,
+            Some("rerun") => {
+                let why = "the rerun step takes no item commands: it ends once the reruns have started (rerun single instances in Task O&M)";
+                refusing_items(ctx, rerun::run(ctx, &selection), why).await
+            }
             other => fail(
                 ctx,
                 format!("`action` must be force-stop or rerun, not {other:?}"),
