@@ -119,16 +119,21 @@ fn render_items(
         })
         .collect();
     if !commands.is_empty() {
-        out.push_str(&format!("while it runs: {}\n", commands.join(", ")));
+        let when = if is_rerun(step) {
+            "once it has started"
+        } else {
+            "while it runs"
+        };
+        out.push_str(&format!("{when}: {}\n", commands.join(", ")));
     }
     out
 }
 
-/// The item actions the step answers while it runs (the rerun mode of
-/// `platform.tasks` takes none).
+/// The item actions of a step: those it answers while it runs, or for the
+/// rerun of force-stopped instances, those acted on directly.
 fn item_actions(step: &PlannedStep) -> &'static [&'static str] {
-    if step.uses == TASKS && step.with.get("action").and_then(Value::as_str) == Some("rerun") {
-        return &[];
+    if is_rerun(step) {
+        return &["run", "stop"];
     }
     crate::plugins::spec::builtin(&step.uses).map_or(&[], |s| s.items)
 }
@@ -148,17 +153,11 @@ fn open_step(
 }
 
 /// The record named, else the one in progress, else the latest; and its plan.
-fn record_and_plan(store: &SqliteStore, record: Option<i64>) -> Result<(Record, Plan), u8> {
-    let found = match record {
-        Some(_) => operator::target(store, record)?,
-        None => match store.active() {
-            Ok(Some(r)) => r,
-            _ => match store.history() {
-                Ok(h) if !h.is_empty() => h[0].clone(),
-                _ => operator::target(store, None)?,
-            },
-        },
-    };
+pub(super) fn record_and_plan(
+    store: &SqliteStore,
+    record: Option<i64>,
+) -> Result<(Record, Plan), u8> {
+    let found = operator::record_or_latest(store, record)?;
     match plan_of(store, found.id) {
         Some(plan) => Ok((found, plan)),
         None => {
@@ -177,7 +176,7 @@ fn plan_of(store: &SqliteStore, record: RecordId) -> Option<Plan> {
     serde_json::from_str(&text).ok()
 }
 
-fn planned_step<'p>(plan: &'p Plan, step: &str) -> Result<&'p PlannedStep, u8> {
+pub(super) fn planned_step<'p>(plan: &'p Plan, step: &str) -> Result<&'p PlannedStep, u8> {
     plan.step(step).ok_or_else(|| {
         let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
         crate::errln!(
@@ -197,8 +196,14 @@ fn step_state(store: &SqliteStore, record: RecordId, step: &str) -> String {
         .map_or("pending".to_owned(), |r| r.state.as_str().to_owned())
 }
 
+/// Whether `step` is the rerun of force-stopped instances, whose items are
+/// acted on directly (see [`crate::cli::rerun_items`]).
+pub(super) fn is_rerun(step: &PlannedStep) -> bool {
+    step.uses == TASKS && step.with.get("action").and_then(Value::as_str) == Some("rerun")
+}
+
 /// The platform the record's plan names, if it can be opened.
-fn platform(plan: &Plan) -> Option<Arc<dyn Platform>> {
+pub(super) fn platform(plan: &Plan) -> Option<Arc<dyn Platform>> {
     crate::platform::open(plan.settings.platform.as_ref(), false).ok()
 }
 
@@ -396,6 +401,9 @@ pub fn item(
             action.as_str()
         );
         return exit::BAD_INPUT;
+    }
+    if let Some(code) = crate::cli::rerun_items::item(state, record, action, step, &selection) {
+        return code;
     }
     if let Err(code) = check_takes(state, record, step, action.as_str()) {
         return code;

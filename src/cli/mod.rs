@@ -8,6 +8,7 @@ pub mod limits;
 pub mod obligations;
 pub mod operator;
 pub mod preview;
+pub mod rerun_items;
 pub mod run;
 pub mod serve;
 pub mod sim;

@@ -494,3 +494,96 @@ fn ack_with_item_while_the_step_runs_is_taken_by_the_step() {
     );
     assert_eq!(exit_code(&mut runner), 3);
 }
+
+/// The seed's Rerun tasks list: "click Run to rerun a single task ...
+/// click Stop to stop a task from running. Run and Stop support batch
+/// operations. If your selection includes completed or failed tasks, they
+/// will be ignored." The rerun step ends once its reruns have started, so
+/// these act on the list directly, journaled with who asked.
+#[test]
+fn the_rerun_list_runs_and_stops_single_instances_and_batches() {
+    let site = Site::new(&format!(
+        "[[steps]]\nid = \"force-stop-tasks\"\nuses = \"platform.tasks\"\nwith = {{ action = \"force-stop\", select = \"all\" }}\n\n\
+         [[steps]]\nid = \"rerun\"\nuses = \"platform.tasks\"\nneeds = [\"force-stop-tasks\"]\nwith = {{ action = \"rerun\", select = [] }}\n\n\
+         [[steps]]\nid = \"hold\"\nuses = \"exec\"\nneeds = [\"rerun\"]\nwith = {{ shell = \"{}\" }}\n",
+        hold("go")
+    ));
+    site.with_sim(&["--time-scale", "0"], "");
+    let out = site.run(&["item", "run", "rerun", "--all"]);
+    assert_code(&out, 2, "no record yet");
+    let mut runner = site.start();
+    site.wait_state("hold", StepState::Running);
+    let doc = site.items_json("rerun");
+    let listed: Vec<String> = doc["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(listed.len() > 3, "{doc}");
+    assert!(
+        doc["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["status"] == "not rerun")
+    );
+
+    let one = &listed[0];
+    let out = site.run_as("dave", &["item", "run", "rerun", one]);
+    assert_code(&out, 0, "run one");
+    assert_eq!(stdout(&out).trim(), format!("{one}: rerun"));
+    assert_eq!(item(&site.items_json("rerun"), one)["status"], "rerun");
+    let again = site.run(&["item", "run", "rerun", one]);
+    assert_code(&again, 0, "run it again");
+    assert!(
+        stdout(&again).starts_with(&format!("{one}: ignored")),
+        "{}",
+        stdout(&again)
+    );
+    let journaled = site.journaled("item-command", |d| d["by"] == "dave");
+    assert_eq!(journaled.step.as_deref(), Some("rerun"));
+
+    let batch = site.run(&["item", "run", "rerun", "--status", "not-rerun"]);
+    assert_code(&batch, 0, "the rest in one batch");
+    assert_eq!(
+        stdout(&batch)
+            .lines()
+            .filter(|l| l.ends_with(": rerun"))
+            .count(),
+        listed.len() - 1,
+        "{}",
+        stdout(&batch)
+    );
+    let stop = site.run(&["item", "stop", "rerun", &listed[1]]);
+    assert_code(&stop, 0, "stop one");
+    assert!(
+        stdout(&stop).starts_with(&format!("{}: ", listed[1])),
+        "{}",
+        stdout(&stop)
+    );
+
+    for (args, why) in [
+        (
+            vec!["item", "skip", "rerun", "--all", "--ack"],
+            "not skipped",
+        ),
+        (
+            vec!["item", "run", "rerun", "999"],
+            "was not force-stopped by this upgrade",
+        ),
+        (
+            vec!["item", "run", "rerun", "--status", "odd"],
+            "statuses are `rerun` and `not-rerun`",
+        ),
+    ] {
+        let out = site.run(&args);
+        assert_code(&out, 2, why);
+        assert!(stderr(&out).contains(why), "{}", stderr(&out));
+    }
+    site.touch("go");
+    assert_eq!(exit_code(&mut runner), 0);
+    let closed = site.run(&["item", "run", "rerun", one]);
+    assert_code(&closed, 2, "the record is closed");
+    assert!(stderr(&closed).contains("belongs to an upgrade in progress"));
+}
