@@ -92,6 +92,18 @@ fn check_limits(file: &Arc<SourceFile>, limits: &YamlLimits) -> Result<(), Diags
         .hint("check that this is the file you meant, or raise the limit with --max-yaml-size")
         .into());
     }
+    // The YAML parser's time grows faster than the flow nesting ([ and {):
+    // 100,000 levels took half a minute before our own depth check saw the
+    // first event. One linear pass refuses them first.
+    if let Some(at) = flow_too_deep(&file.text, limits.max_depth) {
+        return Err(Diag::new(
+            file,
+            at..at + 1,
+            format!("nested deeper than {} levels", limits.max_depth),
+        )
+        .hint("raise the limit with --max-yaml-depth if the file is genuine")
+        .into());
+    }
     let nodes = Cell::new(0);
     let budget = Budget {
         depth: 0,
@@ -102,6 +114,46 @@ fn check_limits(file: &Arc<SourceFile>, limits: &YamlLimits) -> Result<(), Diags
     budget
         .deserialize(de)
         .map_err(|e| Diags::from(yaml_error(file, &e, "the YAML specification")))
+}
+
+/// The byte offset of the first `[` or `{` that opens flow nesting deeper
+/// than `limit`, if any. Quoted scalars and comments are skipped; brackets
+/// in plain or block scalars are counted too (a false alarm needs more than
+/// `limit` unbalanced ones).
+fn flow_too_deep(text: &str, limit: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'#' if i == 0 || bytes[i - 1].is_ascii_whitespace() => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            quote @ (b'"' | b'\'') if i == 0 || !bytes[i - 1].is_ascii_alphanumeric() => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    // `\"` in double quotes; `''` in single quotes ends and
+                    // reopens, which the loop handles as two quotes.
+                    if quote == b'"' && bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// A counting pass over one document: builds nothing, fails past the limits.
@@ -530,7 +582,31 @@ mod tests {
             ..YamlLimits::default()
         };
         let err = parse_tree(&file(&deep(10_000)), &raised).unwrap_err();
-        assert!(err.0[0].message.contains("recursion limit"), "{err}");
+        assert!(
+            err.0[0].message.contains("nested deeper than 1000"),
+            "the linear pass refuses it before the parser: {err}"
+        );
         assert!(parse_tree(&file(&deep(30)), &YamlLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_in_one_linear_pass() {
+        let limits = YamlLimits::default();
+        let deep = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let file = SourceFile::new("deep.yaml", deep);
+        let started = std::time::Instant::now();
+        let err = parse_tree(&file, &limits).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(err.0[0].message.contains("nested deeper than 64 levels"));
+        assert_eq!(err.0[0].location(), "deep.yaml:1:68");
+        // Brackets in quotes and comments are not nesting.
+        let quoted = format!(
+            "a: \"{}\"\nb: '{}'\n# {}\nc: [[1], {{d: 2}}]\n",
+            "[".repeat(100),
+            "{".repeat(100),
+            "[".repeat(100)
+        );
+        assert!(flow_too_deep(&quoted, 64).is_none());
+        assert!(parse_tree(&SourceFile::new("q.yaml", quoted), &limits).is_ok());
     }
 }

@@ -3,6 +3,8 @@
 //! without a panic, and without echoing the process's secrets.
 
 mod common;
+#[path = "common/packages.rs"]
+mod packages;
 
 use std::path::Path;
 use std::process::Output;
@@ -258,4 +260,55 @@ fn templates_are_bounded_in_size_and_output() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A version configuration whose description holds escape sequences
+/// (YAML `\e`): `versions show` on a terminal prints them escaped, so the
+/// file cannot clear or rewrite the operator's screen.
+#[test]
+fn a_hostile_version_file_cannot_rewrite_the_terminal() {
+    let script = std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !script {
+        panic!("`script` (util-linux) is needed for a pseudo-terminal");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = packages::version_file("V5.2.0.01", "0123456789abcdef0123456789abcdef").replace(
+        "description: test version",
+        "description: \"ok \\e[2J\\e]0;pwned\\a done\"",
+    );
+    write(dir.path(), "v.yaml", text);
+    let out = command(dir.path())
+        .args(["versions", "import", "v.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let line = format!(
+        "'{}' versions show V5.2.0.01",
+        env!("CARGO_BIN_EXE_runbook")
+    );
+    let shown = std::process::Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .current_dir(dir.path())
+        .env_remove("RUNBOOK_STATE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("ok \\u{1b}[2J\\u{1b}]0;pwned\\u{7} done"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "a raw escape reached the terminal"
+    );
+    // Not a terminal: the text is given as it is (scripts get the value).
+    let piped = command(dir.path())
+        .args(["versions", "show", "V5.2.0.01"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&piped.stdout).contains("ok \u{1b}[2J"));
 }

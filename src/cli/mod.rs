@@ -34,9 +34,18 @@ pub fn print_out(text: &str) -> u8 {
     write_out(text.as_bytes())
 }
 
-/// [`print_out`] for bytes (a stored file given back as it was).
+/// [`print_out`] for bytes (a stored file given back as it was; to a
+/// terminal, with its control characters escaped).
 pub fn write_out(bytes: &[u8]) -> u8 {
+    use std::io::IsTerminal;
     let mut stdout = std::io::stdout().lock();
+    let shown;
+    let bytes = if stdout.is_terminal() {
+        shown = terminal_safe(&String::from_utf8_lossy(bytes)).into_owned();
+        shown.as_bytes()
+    } else {
+        bytes
+    };
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
         Ok(()) => crate::exit::OK,
         Err(e) => {
@@ -52,7 +61,13 @@ pub fn write_out(bytes: &[u8]) -> u8 {
 /// when standard error is full); a failed write returns exit code 70 and
 /// makes the command end with it.
 pub fn print_err(text: &str) -> u8 {
+    use std::io::IsTerminal;
     let mut stderr = std::io::stderr().lock();
+    let text = if stderr.is_terminal() {
+        terminal_safe(text)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
     match stderr
         .write_all(text.as_bytes())
         .and_then(|()| stderr.flush())
@@ -63,6 +78,27 @@ pub fn print_err(text: &str) -> u8 {
             crate::exit::INTERNAL
         }
     }
+}
+
+/// `text` with every control character but newline and tab escaped (`\u{1b}`
+/// for ESC): what a file or a platform says cannot move the operator's
+/// cursor, clear the screen or retitle the window.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Standard error for the tracing subscriber: writes through
@@ -107,4 +143,16 @@ pub fn state_path(flag: Option<&std::path::Path>) -> std::path::PathBuf {
     flag.map(std::path::Path::to_path_buf)
         .or_else(|| std::env::var_os("RUNBOOK_STATE").map(Into::into))
         .unwrap_or_else(|| crate::engine::apply::DEFAULT_STATE.into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_never_reach_a_terminal() {
+        assert_eq!(super::terminal_safe("ok\n\tline"), "ok\n\tline");
+        assert_eq!(
+            super::terminal_safe("a\u{1b}[2Jb\rc\u{7}"),
+            "a\\u{1b}[2Jb\\rc\\u{7}"
+        );
+    }
 }
