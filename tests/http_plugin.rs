@@ -56,6 +56,23 @@ fn server() -> (SocketAddr, Arc<Seen>) {
                     get(|| async { Json(json!({"state": "running"})) }),
                 )
                 .route(
+                    "/trickle",
+                    get(|| async {
+                        // Headers at once, then a byte every 100 ms for 10 s.
+                        let chunks = futures_util::stream::unfold(0u32, |n| async move {
+                            if n >= 100 {
+                                return None;
+                            }
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            Some((
+                                Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b" ")),
+                                n + 1,
+                            ))
+                        });
+                        axum::body::Body::from_stream(chunks)
+                    }),
+                )
+                .route(
                     "/slow",
                     get(|| async {
                         tokio::time::sleep(std::time::Duration::from_secs(30)).await;
@@ -296,6 +313,23 @@ fn a_slow_answer_is_bounded_by_the_request_timeout() {
     assert!(
         detail == format!("GET http://{addr}/slow: no answer within the request timeout of 300ms"),
         "{detail}"
+    );
+}
+
+/// A server that answers at once and then trickles its body: the step
+/// fails at its timeout and says so (not "error decoding response body").
+#[test]
+fn a_trickled_answer_is_said_to_have_timed_out() {
+    let (addr, _) = server();
+    let detail = failure(
+        addr,
+        "[[steps]]\nid = \"call\"\nuses = \"http\"\nwith = { url = \"{{vars.base}}/trickle\", request_timeout = \"300ms\" }\n",
+    );
+    assert_eq!(
+        detail,
+        format!(
+            "GET http://{addr}/trickle: no complete answer within the request timeout of 300ms (the server was still sending)"
+        )
     );
 }
 

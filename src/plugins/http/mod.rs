@@ -144,7 +144,13 @@ async fn once(
     let status = response.status();
     let text = match read_body(response).await {
         Ok(t) => t,
-        Err(e) => return Verdict::NotYet(format!("{}: reading the answer: {e}", request.line())),
+        Err(e) if timed_out(&e) => {
+            return Verdict::NotYet(format!("{}: {}", request.line(), why(e, request)));
+        }
+        Err(e) => {
+            let e = why(e, request);
+            return Verdict::NotYet(format!("{}: reading the answer: {e}", request.line()));
+        }
     };
     ctx.log(redactor.text(&format!(
         "answered {status} in {} ms ({} bytes)",
@@ -188,8 +194,15 @@ fn why(e: reqwest::Error, request: &Request) -> String {
 /// What went wrong with a request, with its causes (reqwest's own message
 /// alone says only "error sending request") and without its URL.
 pub fn error_text(e: reqwest::Error, timeout: std::time::Duration) -> String {
-    if e.is_timeout() {
+    if e.is_timeout() && !e.is_body() && !e.is_decode() {
         return format!("no answer within the request timeout of {timeout:?}");
+    }
+    if timed_out(&e) {
+        // The deadline passed while the body was still arriving: reqwest
+        // calls that a decoding error.
+        return format!(
+            "no complete answer within the request timeout of {timeout:?} (the server was still sending)"
+        );
     }
     let e = e.without_url();
     let mut text = e.to_string();
@@ -199,6 +212,28 @@ pub fn error_text(e: reqwest::Error, timeout: std::time::Duration) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Whether the error, or any of its causes, is a timeout.
+fn timed_out(e: &reqwest::Error) -> bool {
+    if e.is_timeout() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let timeout = cause
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_timeout)
+            || cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            || cause.to_string().contains("timed out");
+        if timeout {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 async fn read_body(mut response: reqwest::Response) -> Result<String, reqwest::Error> {
