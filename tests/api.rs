@@ -361,3 +361,51 @@ async fn an_unreachable_platform_is_retried_then_reported() {
     assert!(e.message.contains("cannot connect"), "{e}");
     assert!(e.message.contains("gave up after 3 attempts"), "{e}");
 }
+
+/// A stopping server finishes within its grace period whatever its
+/// clients do: a request whose headers never end, a body that never comes
+/// and a day-long `clock/wait` all hold connections open meanwhile.
+#[tokio::test]
+async fn shutdown_finishes_within_the_grace_period_whatever_the_clients_do() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut slow = settings(vec![]);
+    slow.time_scale = 1.0;
+    let sim = Arc::new(SimPlatform::init(dir.path().join("sim.json"), slow).unwrap());
+    let server = Server::bind(
+        sim,
+        ServeOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            token: Token::new(TOKEN),
+        },
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    let mut held = Vec::new();
+    for request in [
+        "GET /v1/version HTTP/1.1\r\nHost: x\r\n".to_owned(),
+        format!(
+            "POST /v1/clock/wait HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        ),
+        format!(
+            "POST /v1/clock/wait HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 18\r\n\r\n{{\"seconds\": 86400}}"
+        ),
+    ] {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        conn.write_all(request.as_bytes()).await.unwrap();
+        held.push(conn);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(30), serving).await;
+    assert!(
+        ended.is_ok(),
+        "the server was still waiting for its clients after 30 s"
+    );
+    drop(held);
+}

@@ -64,16 +64,33 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in
-    /// flight.
+    /// flight for at most [`SHUTDOWN_GRACE`]: a client holding a half-sent
+    /// request, a body that never comes or a long `clock/wait` cannot keep
+    /// the server from stopping.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let (signalled, told) = tokio::sync::oneshot::channel::<()>();
+        let serving = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = signalled.send(());
+        });
+        let grace = async move {
+            match told.await {
+                Ok(()) => tokio::time::sleep(SHUTDOWN_GRACE).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            served = serving => served,
+            () = grace => Ok(()),
+        }
     }
 }
+
+/// How long a stopping server lets the requests in flight finish.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// One answer: a status and a JSON body.
 #[derive(Clone, Debug)]
