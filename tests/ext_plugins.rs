@@ -541,3 +541,56 @@ with = { argv = ["echo", "{{steps.drain.outputs.nod}}"] }
     );
     assert!(err.contains("its outputs are node, drained_at"), "{err}");
 }
+
+/// A plugin that floods: its progress is journaled a few times a second
+/// (the latest kept), its log stops at the cap with one line saying so,
+/// and outputs past the bound fail the step instead of filling the store.
+#[test]
+fn floods_of_progress_logs_and_outputs_are_bounded() {
+    let site = Site::new(
+        "[[steps]]\nid = \"progress\"\nuses = \"ext:floods-progress\"\ntimeout = \"60s\"\n\n\
+         [[steps]]\nid = \"log\"\nuses = \"ext:floods-log\"\nneeds = [\"progress\"]\ntimeout = \"60s\"\n\n\
+         [[steps]]\nid = \"outputs\"\nuses = \"ext:floods-outputs\"\nneeds = [\"log\"]\ntimeout = \"60s\"\n",
+    );
+    let out = site.run();
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    assert_eq!(site.step("progress").state, StepState::Succeeded);
+    let store = SqliteStore::open(site.path().join(".runbook/state.db")).unwrap();
+    let record = store.history().unwrap()[0].id;
+    let events = store.events(record, 0).unwrap();
+    let progress: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "progress" && e.step.as_deref() == Some("progress"))
+        .collect();
+    assert!(
+        !progress.is_empty() && progress.len() < 2_000,
+        "{} progress rows for 200,000 reports",
+        progress.len()
+    );
+    assert_eq!(
+        progress.last().unwrap().data["done"],
+        200_000,
+        "the last progress is journaled"
+    );
+
+    assert_eq!(site.step("log").state, StepState::Succeeded);
+    let log_len = std::fs::metadata(site.path().join(".runbook/records/1/logs/log.log"))
+        .unwrap()
+        .len();
+    assert!(
+        log_len <= runbook::plugins::executor::MAX_LOG_BYTES + 4_096,
+        "a {log_len}-byte log"
+    );
+    assert!(site.log("log").contains("later lines are dropped"));
+
+    let outputs = site.step("outputs");
+    assert_eq!(outputs.state, StepState::Failed);
+    assert!(
+        outputs
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("more than the limit of 1048576")),
+        "{:?}",
+        outputs.detail
+    );
+}

@@ -123,6 +123,11 @@ pub struct Engine {
     closing: Option<Closing>,
     pending: Vec<Change>,
     last_progress: HashMap<String, crate::plugins::executor::Progress>,
+    /// The latest progress of each step not journaled yet, and when each
+    /// step's progress was last journaled: a plugin reporting a million
+    /// times costs a few journal rows a second, not a million.
+    progress_due: HashMap<String, crate::plugins::executor::Progress>,
+    progress_at: HashMap<String, Instant>,
     /// Verify-phase steps not yet succeeded or skipped.
     verify_left: usize,
     /// `retry --item`: the one item the step's next attempt redoes.
@@ -209,6 +214,8 @@ impl Engine {
             item_answers: unbounded_channel(),
             items_in_flight: Default::default(),
             last_progress: HashMap::new(),
+            progress_due: HashMap::new(),
+            progress_at: HashMap::new(),
             waiting_said: false,
             stuck_since: None,
             armed: Default::default(),
@@ -289,6 +296,7 @@ impl Engine {
                 Some(answered) = self.item_answers.1.recv() => self.on_item_answer(answered)?,
                 Some(delivery) = next_delivery(self.notifier.as_ref()) => self.on_delivery(delivery)?,
                 _ = poll.tick() => {
+                    self.flush_progress(None)?;
                     self.on_commands()?;
                     self.on_retry_timers()?;
                 }
@@ -619,7 +627,9 @@ impl Engine {
         {
             return Ok(());
         }
-        self.on_outcome(i, outcome)
+        let id = self.plan.steps[i].id.clone();
+        self.flush_progress(Some(&id))?;
+        self.on_outcome(i, bounded_outputs(outcome))
     }
 
     /// Marks an interrupted step as running its last attempt again, so that
@@ -738,7 +748,46 @@ impl Engine {
         })
     }
 
+    /// The journal entry for `step`'s progress, unless it says nothing new.
+    fn progress_event(
+        &mut self,
+        step: &str,
+        mut progress: crate::plugins::executor::Progress,
+    ) -> Option<Change> {
+        use crate::plugins::executor::MAX_PROGRESS_ITEMS;
+        progress.items.truncate(MAX_PROGRESS_ITEMS);
+        if self.last_progress.get(step) == Some(&progress) {
+            return None;
+        }
+        self.progress_at.insert(step.to_owned(), Instant::now());
+        self.last_progress.insert(step.to_owned(), progress.clone());
+        Some(Self::event("progress", Some(step), json!(progress)))
+    }
+
+    /// Journals the progress held back for `step` (every step: `None`), so
+    /// that what a step reports later, and its end, come after it.
+    fn flush_progress(&mut self, step: Option<&str>) -> Result<(), EngineError> {
+        let due: Vec<String> = match step {
+            Some(s) if self.progress_due.contains_key(s) => vec![s.to_owned()],
+            Some(_) => return Ok(()),
+            None => self.progress_due.keys().cloned().collect(),
+        };
+        let mut changes = Vec::new();
+        for s in due {
+            if let Some(progress) = self.progress_due.remove(&s) {
+                changes.extend(self.progress_event(&s, progress));
+            }
+        }
+        self.commit(changes)
+    }
+
     fn on_report(&mut self, report: StepReport) -> Result<(), EngineError> {
+        match &report {
+            StepReport::Progress { .. } => {}
+            StepReport::Milestone { step, .. }
+            | StepReport::Fact { step, .. }
+            | StepReport::Release { step } => self.flush_progress(Some(step))?,
+        }
         let change = match &report {
             StepReport::Milestone {
                 step,
@@ -773,12 +822,21 @@ impl Engine {
                 return self.commit(changes);
             }
             StepReport::Progress { step, progress } => {
-                // Plugins may report on every poll; the journal keeps changes.
-                if self.last_progress.get(step) == Some(progress) {
+                // Plugins may report on every poll; the journal keeps
+                // changes, at most one per PROGRESS_EVERY (the latest).
+                let recent = self
+                    .progress_at
+                    .get(step)
+                    .is_some_and(|at| at.elapsed() < PROGRESS_EVERY);
+                if recent {
+                    self.progress_due.insert(step.clone(), progress.clone());
                     return Ok(());
                 }
-                self.last_progress.insert(step.clone(), progress.clone());
-                Self::event("progress", Some(step), json!(progress))
+                self.progress_due.remove(step);
+                match self.progress_event(step, progress.clone()) {
+                    Some(event) => event,
+                    None => return Ok(()),
+                }
             }
             StepReport::Fact { step, topic, data } => {
                 Self::event("fact", Some(step), json!({ "topic": topic, "data": data }))
@@ -1611,6 +1669,26 @@ impl Engine {
         self.notify(NotifyEvent::ForceStopped, data);
         Ok(())
     }
+}
+
+/// How often a step's progress is journaled at most.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// A success whose outputs are larger than
+/// [`crate::plugins::executor::MAX_OUTPUT_BYTES`] is a failure: later
+/// steps template outputs in and the journal keeps them.
+fn bounded_outputs(outcome: Outcome) -> Outcome {
+    use crate::plugins::executor::MAX_OUTPUT_BYTES;
+    let Outcome::Succeeded { outputs } = &outcome else {
+        return outcome;
+    };
+    let size = serde_json::to_vec(outputs).map_or(usize::MAX, |b| b.len());
+    if size <= MAX_OUTPUT_BYTES {
+        return outcome;
+    }
+    Outcome::failed(format!(
+        "the step's outputs are {size} bytes, more than the limit of {MAX_OUTPUT_BYTES}; return less (write large results to a file and output its path)"
+    ))
 }
 
 /// Whether a step command (skip, retry, ack) applies to the run as it is:

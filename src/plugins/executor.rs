@@ -23,6 +23,17 @@ use tokio_util::sync::CancellationToken;
 use crate::platform::Platform;
 use crate::upgrade::PostgresConfig;
 
+/// The most one attempt of a step writes to its log (as an `exec` step's
+/// standard error is capped).
+pub const MAX_LOG_BYTES: u64 = 64 << 20;
+
+/// The most a step's outputs may take, serialized: later steps template
+/// them in and the journal keeps them.
+pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
+
+/// At most this many items of one progress report are journaled.
+pub const MAX_PROGRESS_ITEMS: usize = 1_000;
+
 /// How far a step has got: items done of a total, and each item's status.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
@@ -249,6 +260,8 @@ pub struct StepContext {
     /// `render`'s `template`); `None` for every other plugin.
     pub template_context: Option<Arc<Value>>,
     log: Arc<Mutex<Box<dyn Write + Send>>>,
+    /// Bytes written to the log so far (see [`MAX_LOG_BYTES`]).
+    logged: Arc<std::sync::atomic::AtomicU64>,
     reports: UnboundedSender<StepReport>,
     items: Option<Arc<tokio::sync::Mutex<UnboundedReceiver<ItemRequest>>>>,
 }
@@ -273,6 +286,7 @@ impl StepContext {
             idempotent: false,
             template_context: None,
             log: Arc::new(Mutex::new(log)),
+            logged: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             reports: env.reports.clone(),
             items: None,
         }
@@ -311,11 +325,26 @@ impl StepContext {
     }
 
     /// Appends a line to the step's log.
+    ///
+    /// An attempt's log holds at most [`MAX_LOG_BYTES`]: past that, one line
+    /// says so and the rest is dropped (a plugin cannot fill the disk).
     pub fn log(&self, line: impl AsRef<str>) {
+        use std::sync::atomic::Ordering;
         let line = line.as_ref();
         tracing::debug!(step = %self.step, "{line}");
+        let before = self
+            .logged
+            .fetch_add(line.len() as u64 + 22, Ordering::Relaxed);
+        if before > MAX_LOG_BYTES {
+            return;
+        }
         if let Ok(mut log) = self.log.lock() {
             let stamp = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ");
+            let line = if before + line.len() as u64 > MAX_LOG_BYTES {
+                format!("the log reached {MAX_LOG_BYTES} bytes; later lines are dropped")
+            } else {
+                line.to_owned()
+            };
             // A log that cannot be written must not fail the step itself.
             let _ = writeln!(log, "{stamp} {line}").and_then(|()| log.flush());
         }
