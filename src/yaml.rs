@@ -43,6 +43,12 @@ impl Default for YamlLimits {
     }
 }
 
+/// The most scalar text a document may expand to: four times the file size
+/// limit (aliases may repeat a value a few times; thousands are a bomb).
+fn expanded_text_limit(limits: &YamlLimits) -> usize {
+    limits.max_bytes.saturating_mul(4)
+}
+
 /// Writes `value` as YAML (for generated documents such as the platform
 /// API's OpenAPI file).
 pub fn to_string<T: serde::Serialize>(value: &T) -> Result<String, String> {
@@ -105,9 +111,11 @@ fn check_limits(file: &Arc<SourceFile>, limits: &YamlLimits) -> Result<(), Diags
         .into());
     }
     let nodes = Cell::new(0);
+    let text_bytes = Cell::new(0);
     let budget = Budget {
         depth: 0,
         nodes: &nodes,
+        text_bytes: &text_bytes,
         limits,
     };
     let de = serde_norway::Deserializer::from_str(&file.text);
@@ -161,6 +169,8 @@ fn flow_too_deep(text: &str, limit: usize) -> Option<usize> {
 struct Budget<'a> {
     depth: usize,
     nodes: &'a Cell<usize>,
+    /// Scalar text seen, aliases counted each time they are expanded.
+    text_bytes: &'a Cell<usize>,
     limits: &'a YamlLimits,
 }
 
@@ -172,6 +182,22 @@ impl Budget<'_> {
                 "more than {} nodes once aliases are expanded (an alias bomb?); \
                  raise the limit with --max-yaml-nodes if the file is genuine",
                 self.limits.max_nodes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts a string scalar: a large anchored string aliased thousands
+    /// of times is few nodes but gigabytes of text.
+    fn text<E: serde::de::Error>(&self, len: usize) -> Result<(), E> {
+        self.count()?;
+        let limit = expanded_text_limit(self.limits);
+        self.text_bytes
+            .set(self.text_bytes.get().saturating_add(len));
+        if self.text_bytes.get() > limit {
+            return Err(E::custom(format!(
+                "more than {limit} bytes of text once aliases are expanded (an alias bomb?); \
+                 raise --max-yaml-size if the file is genuine"
             )));
         }
         Ok(())
@@ -218,8 +244,8 @@ impl<'de> Visitor<'de> for Budget<'_> {
     fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
         self.count()
     }
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
-        self.count()
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.text(v.len())
     }
     fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
         self.count()
@@ -566,6 +592,28 @@ mod tests {
             err.0[0].message.contains("repetition limit")
                 || err.0[0].message.contains("alias bomb"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_large_string_aliased_many_times_is_refused_by_its_expanded_size() {
+        let text = format!(
+            "base: &b \"{}\"\nmany: [{}]\n",
+            "z".repeat(100_000),
+            vec!["*b"; 5_000].join(",")
+        );
+        let limits = YamlLimits::default();
+        let err = parse_tree(&file(&text), &limits).unwrap_err();
+        assert!(
+            err.0[0]
+                .message
+                .contains("bytes of text once aliases are expanded"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().len() < 4_000,
+            "{} bytes of error",
+            err.to_string().len()
         );
     }
 
