@@ -594,3 +594,57 @@ fn floods_of_progress_logs_and_outputs_are_bounded() {
         outputs.detail
     );
 }
+
+/// A plugin that exits without a result while a child it started holds
+/// its output: the step ends (no end of file is waited for forever) and
+/// says the plugin exited without a result; a plugin that succeeded leaves
+/// nothing running either, since the end of a step ends its group.
+#[test]
+fn a_plugin_s_leftover_children_end_with_its_step() {
+    for (plugin, ok) in [("leaves-child", false), ("leaves-child-result", true)] {
+        let site = Site::new(&format!(
+            "[[steps]]\nid = \"call\"\nuses = \"ext:{plugin}\"\n"
+        ));
+        let out = site.run();
+        assert_eq!(
+            out.status.code(),
+            Some(if ok { 0 } else { 1 }),
+            "{plugin}: {}",
+            common::stderr(&out)
+        );
+        let step = site.step("call");
+        if !ok {
+            assert!(
+                step.detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("before sending a result")),
+                "{plugin}: {:?}",
+                step.detail
+            );
+        }
+        let pid = site.pid("child.pid");
+        until("the plugin's child to be ended with the step", || {
+            (!alive(pid)).then_some(())
+        });
+    }
+}
+
+/// `--describe` that leaves a child holding its output does not hang
+/// `validate`: the child ends with the description.
+#[test]
+fn a_describe_that_leaves_a_child_does_not_hang_validate() {
+    let site = Site::new("[[steps]]\nid = \"call\"\nuses = \"ext:describe-leaves-child\"\n");
+    let mut child = command(site.path())
+        .args(["validate", "rb.toml"])
+        .env("RUNBOOK_PLUGIN_PATH", fixtures().display().to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = until("validate to end", || child.try_wait().unwrap());
+    assert!(status.code().is_some());
+    let pid = site.pid("describe-child.pid");
+    until("the describe's child to be ended", || {
+        (!alive(pid)).then_some(())
+    });
+}

@@ -25,6 +25,11 @@ pub fn signal(pgid: i32, signal: Signal) {
     let _ = killpg(Pid::from_raw(pgid), signal);
 }
 
+/// Whether any process of the group `pgid` is still there.
+pub fn has_members(pgid: i32) -> bool {
+    killpg(Pid::from_raw(pgid), None).is_ok()
+}
+
 /// Kills the group with SIGKILL on drop, unless disarmed.
 pub struct GroupGuard {
     /// The group; `None` once the child has ended.

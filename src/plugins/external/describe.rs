@@ -121,8 +121,11 @@ fn tail_note(stderr: &str) -> String {
 
 /// Runs `exe --describe`, killing it after `limit`: (stdout, success, stderr).
 fn output_within(exe: &Path, limit: Duration) -> Result<(Vec<u8>, bool, Vec<u8>), String> {
+    use std::os::unix::process::CommandExt;
     let mut child = Command::new(exe)
         .arg("--describe")
+        // Its own group: whatever it leaves behind ends with it.
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -130,7 +133,8 @@ fn output_within(exe: &Path, limit: Duration) -> Result<(Vec<u8>, bool, Vec<u8>)
         .map_err(|e| format!("cannot run `{} --describe`: {e}", exe.display()))?;
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
-    let reader = std::thread::spawn(move || {
+    let (read, reader) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut out = Vec::new();
         let mut err = Vec::new();
         if let Some(s) = stdout.as_mut() {
@@ -139,14 +143,18 @@ fn output_within(exe: &Path, limit: Duration) -> Result<(Vec<u8>, bool, Vec<u8>)
         if let Some(s) = stderr.as_mut() {
             let _ = s.take(1 << 20).read_to_end(&mut err);
         }
-        (out, err)
+        let _ = read.send((out, err));
     });
+    let group = child.id().try_into().ok();
     let deadline = Instant::now() + limit;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
             Ok(None) => {
+                if let Some(pgid) = group {
+                    crate::plugins::process_group::signal(pgid, nix::sys::signal::Signal::SIGKILL);
+                }
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!(
@@ -158,6 +166,18 @@ fn output_within(exe: &Path, limit: Duration) -> Result<(Vec<u8>, bool, Vec<u8>)
             Err(e) => return Err(format!("waiting for `{} --describe`: {e}", exe.display())),
         }
     };
-    let (out, err) = reader.join().unwrap_or_default();
-    Ok((out, status.success(), err))
+    // A child it left holding the pipes would keep them open forever.
+    if let Some(pgid) = group {
+        crate::plugins::process_group::signal(pgid, nix::sys::signal::Signal::SIGKILL);
+    }
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1));
+    match reader.recv_timeout(left) {
+        Ok((out, err)) => Ok((out, status.success(), err)),
+        Err(_) => Err(format!(
+            "`{} --describe` left processes holding its output",
+            exe.display()
+        )),
+    }
 }

@@ -45,6 +45,9 @@ pub struct Launch {
     pub grace: Duration,
 }
 
+/// How long a plugin's output is read after the plugin itself exited.
+const AFTER_EXIT: Duration = Duration::from_secs(2);
+
 /// Runs one attempt.
 pub async fn run(launch: &Launch, ctx: &StepContext) -> Outcome {
     let mut child = match spawn(launch) {
@@ -103,7 +106,7 @@ pub async fn run(launch: &Launch, ctx: &StepContext) -> Outcome {
         outputs: BTreeMap::new(),
         stop_deadline: None,
     };
-    let ending = session.converse().await;
+    let ending = session.converse(&mut child).await;
     drop(session.stdin.take());
     // A plugin that sent its result or closed its output has a moment to
     // exit on its own; one that misbehaved or outstayed its grace has not.
@@ -126,7 +129,17 @@ pub async fn run(launch: &Launch, ctx: &StepContext) -> Outcome {
         Duration::ZERO
     };
     if let Ok(Ok(_)) = tokio::time::timeout(moment, child.wait()).await {
-        guard.pgid = None;
+        // The plugin exited. What it left running in its group (a child
+        // holding its output, a forgotten worker) ends with the step: the
+        // guard terminates the group, unless nothing is left in it.
+        if guard
+            .pgid
+            .is_some_and(|pgid| !crate::plugins::process_group::has_members(pgid))
+        {
+            guard.pgid = None;
+        } else {
+            ctx.log("processes the plugin left running are terminated with the step");
+        }
     }
     outcome
 }
@@ -233,14 +246,22 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn converse(&mut self) -> Ending {
+    async fn converse(&mut self, child: &mut Child) -> Ending {
         let mut buf = Vec::new();
         let mut heard = false;
+        // Once the plugin itself has exited, its output is read for a
+        // moment more: a child it left holding the pipe cannot keep the
+        // step waiting for an end of file that never comes.
+        let mut exited: Option<Instant> = None;
         loop {
             let limit = match (heard, self.stop_deadline) {
                 (_, Some(deadline)) => Some(deadline),
                 (false, None) => Some(Instant::now() + HANDSHAKE),
                 (true, None) => None,
+            };
+            let limit = match (limit, exited) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             };
             let stopping = self.stop_deadline.is_some();
             let read = tokio::select! {
@@ -249,7 +270,14 @@ impl Session<'_> {
                     self.request_stop().await;
                     continue;
                 }
+                _ = child.wait(), if exited.is_none() => {
+                    exited = Some(Instant::now() + AFTER_EXIT);
+                    continue;
+                }
             };
+            if matches!(read, Read::TimedOut) && exited.is_some_and(|at| Instant::now() >= at) {
+                return Ending::Closed;
+            }
             match read {
                 Read::Line(line) => {
                     heard = true;
