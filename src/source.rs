@@ -209,12 +209,21 @@ impl SpanIndex {
     fn build(text: &str) -> SpanIndex {
         let mut index = SpanIndex::default();
         if let Ok(root) = DeTable::parse(text) {
-            index.table(root.get_ref(), &mut Vec::new());
+            index.entries(root.get_ref(), &mut Vec::new());
         }
         index
     }
 
-    fn table(&mut self, table: &DeTable<'_>, path: &mut Vec<Seg>) {
+    fn entries<'a, 'i: 'a>(
+        &mut self,
+        table: impl IntoIterator<
+            Item = (
+                &'a toml::Spanned<std::borrow::Cow<'i, str>>,
+                &'a toml::Spanned<DeValue<'i>>,
+            ),
+        >,
+        path: &mut Vec<Seg>,
+    ) {
         for (key, value) in table {
             path.push(Seg::Key(key.get_ref().to_string()));
             self.keys.insert(path.clone(), key.span());
@@ -226,7 +235,7 @@ impl SpanIndex {
     fn value(&mut self, value: &toml::Spanned<DeValue<'_>>, path: &mut Vec<Seg>) {
         self.values.insert(path.clone(), value.span());
         match value.get_ref() {
-            DeValue::Table(t) => self.table(&t.clone(), path),
+            DeValue::Table(t) => self.entries(t, path),
             DeValue::Array(items) => {
                 for (n, item) in items.iter().enumerate() {
                     path.push(Seg::Index(n));

@@ -248,6 +248,28 @@ pub struct Upgrade {
     pub dir: PathBuf,
 }
 
+impl UpgradeFile {
+    /// Tells [`crate::redact`] which variables hold this file's secrets, so
+    /// that no diagnostic about any file read after it echoes their values
+    /// (the runbook and overlays are loaded after the upgrade file).
+    fn register_secret_envs(&self) {
+        let platform = self.platform.as_ref().and_then(|p| p.token_env.as_deref());
+        let postgres = self
+            .postgres
+            .as_ref()
+            .and_then(|p| p.password_env.as_deref());
+        let notify = self.notify.iter().flat_map(|n| {
+            n.bearer_env
+                .as_deref()
+                .into_iter()
+                .chain(n.headers_env.values().map(String::as_str))
+        });
+        for name in platform.into_iter().chain(postgres).chain(notify) {
+            crate::redact::secret_env(name);
+        }
+    }
+}
+
 impl Upgrade {
     /// Reads and parses an upgrade file; unknown keys are errors.
     pub fn load(path: &Path) -> Result<Upgrade, Diags> {
@@ -266,6 +288,7 @@ impl Upgrade {
     pub fn from_text(path: &Path, text: String) -> Result<Upgrade, Diags> {
         let source = SourceFile::new(path.display().to_string(), text);
         let (file, unknown) = source::parse::<UpgradeFile>(&source, "schemas/upgrade.schema.json")?;
+        file.register_secret_envs();
         let mut diags = Diags::default();
         crate::runbook::check::report_unknown(
             &source,

@@ -93,6 +93,30 @@ fn a_file_of_secrets_is_never_echoed() {
             line.chars().count()
         );
     }
+    // A variable the upgrade file names as holding a secret is blotted too,
+    // whatever its name.
+    write(
+        dir.path(),
+        "up.toml",
+        "runbook = \"site.toml\"\ncurrent_version = \"5.1.0\"\ntarget_version = \"5.2.0\"\n\n[postgres]\npassword_env = \"DB_PASS\"\n",
+    );
+    // Alone in the environment, so the variable is inside the echoed window.
+    let out = command(dir.path())
+        .args(["plan", "up.toml"])
+        .env_clear()
+        .env("DB_PASS", "db-pw-5550199")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("DB_PASS=*"),
+        "the variable is shown, blotted: {err}"
+    );
+    assert!(
+        !err.contains("db-pw-5550199"),
+        "the password leaked:\n{err}"
+    );
 }
 
 /// Anything but a regular file is refused at once (a FIFO would block, a
