@@ -72,6 +72,7 @@ async fn main() {
         ServeOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
             token: token.clone(),
+            read_timeout: runbook::platform::http::server::READ_TIMEOUT,
         },
     )
     .await

@@ -41,6 +41,7 @@ async fn api(sim_settings: SimSettings) -> Api {
         ServeOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
             token: Token::new(TOKEN),
+            read_timeout: runbook::platform::http::server::READ_TIMEOUT,
         },
     )
     .await
@@ -377,6 +378,7 @@ async fn shutdown_finishes_within_the_grace_period_whatever_the_clients_do() {
         ServeOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
             token: Token::new(TOKEN),
+            read_timeout: runbook::platform::http::server::READ_TIMEOUT,
         },
     )
     .await
@@ -408,4 +410,72 @@ async fn shutdown_finishes_within_the_grace_period_whatever_the_clients_do() {
         "the server was still waiting for its clients after 30 s"
     );
     drop(held);
+}
+
+/// A thousand clients that send half a request head, and one that sends
+/// headers announcing a body it never sends, are cut off at the read
+/// timeout; the server still answers a proper request afterwards.
+#[tokio::test]
+async fn half_sent_requests_and_missing_bodies_are_cut_off_at_the_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Arc::new(SimPlatform::init(dir.path().join("sim.json"), settings(vec![])).unwrap());
+    let read_timeout = Duration::from_secs(1);
+    let server = Server::bind(
+        sim,
+        ServeOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            token: Token::new(TOKEN),
+            read_timeout,
+        },
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let _serving = tokio::spawn(server.run(std::future::pending()));
+
+    let mut body_never_comes = tokio::net::TcpStream::connect(addr).await.unwrap();
+    body_never_comes
+        .write_all(
+            format!(
+                "POST /v1/clock/wait HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut half_sent = Vec::new();
+    for _ in 0..1_000 {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"GET /v1/version HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        half_sent.push(conn);
+    }
+
+    let mut answer = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        body_never_comes.read_to_string(&mut answer),
+    )
+    .await
+    .expect("the server still waited for the body after 20 s")
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("did not arrive within 1 s"), "{answer}");
+
+    for (i, conn) in half_sent.iter_mut().enumerate() {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), conn.read_to_end(&mut rest)).await;
+        assert!(
+            read.is_ok(),
+            "half-sent connection {i} was still open 20 s after the read timeout"
+        );
+    }
+
+    let client = client(&format!("http://{addr}"), TOKEN);
+    client
+        .installed_version()
+        .await
+        .expect("the server answers after the flood");
 }

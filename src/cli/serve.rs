@@ -108,6 +108,7 @@ async fn run(
         ServeOptions {
             listen,
             token: token.clone(),
+            read_timeout: crate::platform::http::server::READ_TIMEOUT,
         },
     )
     .await

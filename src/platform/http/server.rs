@@ -12,14 +12,21 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use super::endpoints::Op;
 use super::openapi::IDEMPOTENCY_KEY;
@@ -37,12 +44,16 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// The token every request must carry.
     pub token: Token,
+    /// How long a client may take to send a request's head, and then its
+    /// body; usually [`READ_TIMEOUT`].
+    pub read_timeout: Duration,
 }
 
 /// A bound server, not yet serving.
 pub struct Server {
     listener: tokio::net::TcpListener,
     router: Router,
+    read_timeout: Duration,
 }
 
 impl Server {
@@ -54,7 +65,8 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(options.listen).await?;
         Ok(Server {
             listener,
-            router: router(platform, options.token),
+            router: router(platform, options.token, options.read_timeout),
+            read_timeout: options.read_timeout,
         })
     }
 
@@ -67,30 +79,110 @@ impl Server {
     /// flight for at most [`SHUTDOWN_GRACE`]: a client holding a half-sent
     /// request, a body that never comes or a long `clock/wait` cannot keep
     /// the server from stopping.
+    ///
+    /// While serving, a connection that has not sent a whole request head
+    /// within the read timeout (idle between requests included) is closed,
+    /// and at most [`MAX_CONNECTIONS`] are open at once: a thousand clients
+    /// that connect and say nothing cost file descriptors for seconds, not
+    /// for ever, and cannot starve the process of them.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let (signalled, told) = tokio::sync::oneshot::channel::<()>();
-        let serving = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = signalled.send(());
-        });
-        let grace = async move {
-            match told.await {
-                Ok(()) => tokio::time::sleep(SHUTDOWN_GRACE).await,
-                Err(_) => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            served = serving => served,
-            () = grace => Ok(()),
+        let graceful = GracefulShutdown::new();
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            let stream = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors, or a connection reset
+                        // before it was taken: wait a little and go on.
+                        tracing::warn!("accepting a connection: {e}");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            while connections.try_join_next().is_some() {}
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                // Full: closing at once tells the client, where queueing
+                // would leave it waiting on a server that cannot answer.
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(self.read_timeout)
+                .serve_connection(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(self.router.clone()),
+                );
+            let connection = graceful.watch(connection);
+            connections.spawn(async move {
+                let _ = connection.await;
+                drop(slot);
+            });
         }
+        drop(self.listener);
+        // Idle connections close now; requests in flight get the grace
+        // period, then whatever still holds a connection is dropped.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+        connections.abort_all();
+        Ok(())
     }
 }
 
 /// How long a stopping server lets the requests in flight finish.
-pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// How long a client may take to send a request's head, and then its body
+/// (unless [`ServeOptions::read_timeout`] says otherwise).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most connections served at once; more are closed as they come.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// The largest request body read (as axum's own default).
+const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// The pause after a failed `accept` (as axum::serve does).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Reads the whole request body within the read timeout before the route
+/// sees it: a client that announces a body and never sends it is answered
+/// and its connection closed, instead of holding a task for ever.
+async fn read_body_in_time(
+    State(timeout): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Ok(Err(e)) => bad_request("request body", e).into_response(),
+        Err(_) => {
+            let mut response = bad_request(
+                "request body",
+                format!("the body did not arrive within {} s", timeout.as_secs_f64()),
+            )
+            .into_response();
+            // The rest of the body may still come: the connection cannot
+            // carry another request, so it ends with this answer.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
 
 /// One answer: a status and a JSON body.
 #[derive(Clone, Debug)]
@@ -206,7 +298,7 @@ impl App {
 }
 
 /// The API's router over `platform`, every route behind `token`.
-pub fn router(platform: Arc<dyn Platform>, token: Token) -> Router {
+pub fn router(platform: Arc<dyn Platform>, token: Token, read_timeout: Duration) -> Router {
     let app = App {
         platform,
         token: Arc::new(token),
@@ -233,6 +325,11 @@ pub fn router(platform: Arc<dyn Platform>, token: Token) -> Router {
                 .unwrap_or_default(),
             }
         })
+        // Outermost last: the token is checked before a body is read.
+        .layer(middleware::from_fn_with_state(
+            read_timeout,
+            read_body_in_time,
+        ))
         .layer(middleware::from_fn_with_state(app.clone(), authorize))
         .with_state(app)
 }
