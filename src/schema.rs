@@ -9,22 +9,11 @@ use serde_json::Value;
 
 use crate::source::{DocPath, Seg};
 
-/// The schema of runbook files.
-pub fn runbook() -> Value {
-    let schema = schemars::schema_for!(crate::runbook::model::RunbookFile);
-    serde_json::to_value(schema).unwrap_or(Value::Null)
-}
-
-/// The schema of upgrade files.
-pub fn upgrade() -> Value {
-    let schema = schemars::schema_for!(crate::upgrade::UpgradeFile);
-    serde_json::to_value(schema).unwrap_or(Value::Null)
-}
-
-/// The schema of version configurations (YAML files for the catalog).
-pub fn version() -> Value {
-    let schema = schemars::schema_for!(crate::config::VersionConfig);
-    serde_json::to_value(schema).unwrap_or(Value::Null)
+/// The schema of an input type (`RunbookFile`, `UpgradeFile`,
+/// `VersionConfig`): the model layers own their types, this module only
+/// turns one into a document and reads documents.
+pub fn of<T: schemars::JsonSchema>() -> Value {
+    serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null)
 }
 
 /// The schema text as checked in: pretty JSON with a trailing newline.
@@ -83,39 +72,4 @@ fn resolve<'a>(root: &'a Value, mut node: &'a Value) -> &'a Value {
         }
     }
     node
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lists_keys_of_nested_tables() {
-        let schema = runbook();
-        let top = known_keys(&schema, &DocPath::root());
-        assert!(top.contains(&"steps".to_owned()) && top.contains(&"extends".to_owned()));
-        let step = known_keys(&schema, &DocPath::parse("steps[0]"));
-        assert!(step.contains(&"needs".to_owned()) && step.contains(&"skippable".to_owned()));
-        let retry = known_keys(&schema, &DocPath::parse("steps[2].retry"));
-        assert_eq!(retry, ["attempts", "backoff", "max_backoff"]);
-        assert!(known_keys(&schema, &DocPath::parse("vars")).is_empty());
-    }
-
-    #[test]
-    fn checked_in_schemas_match_the_types() {
-        let root = env!("CARGO_MANIFEST_DIR");
-        for (file, schema) in [
-            ("runbook.schema.json", runbook()),
-            ("upgrade.schema.json", upgrade()),
-            ("version.schema.json", version()),
-        ] {
-            let path = format!("{root}/schemas/{file}");
-            let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-            assert!(
-                on_disk == to_text(&schema),
-                "schemas/{file} is out of date with the Rust types; regenerate it with `cargo run -- schema {} -o schemas/{file}`",
-                file.split('.').next().unwrap_or_default()
-            );
-        }
-    }
 }

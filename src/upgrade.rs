@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
@@ -11,9 +10,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::diag::{Diag, Diags, SourceFile};
-use crate::runbook::model::{InputSpec, InputType};
 use crate::source;
 use crate::version::{Mode, Version};
+
+pub use crate::platform::config::{PlatformConfig, PlatformKind};
+pub use crate::runbook::inputs::{check_input_value, parse_datetime};
 
 /// `current_version = "platform"`: ask the platform what it runs.
 pub const ASK_PLATFORM: &str = "platform";
@@ -69,7 +70,7 @@ pub struct UpgradeFile {
     /// Who is told when the upgrade pauses, fails, stops or succeeds
     /// (added to the runbook's and the site overlay's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notify: Vec<crate::notify::NotifyConfig>,
+    pub notify: Vec<crate::runbook::notify::NotifyConfig>,
 }
 
 /// The external plugins section.
@@ -160,42 +161,6 @@ pub enum OnPause {
     Exit,
     /// Wait for an operator command until the deadline, then exit 5.
     Wait,
-}
-
-/// Which platform implementation to drive.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PlatformKind {
-    /// The built-in simulator.
-    #[default]
-    Sim,
-    /// A remote platform over its REST API.
-    Http,
-}
-
-/// The platform section.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[schemars(deny_unknown_fields)]
-pub struct PlatformConfig {
-    /// sim or http.
-    #[serde(default)]
-    pub kind: PlatformKind,
-    /// The simulator's state file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-    /// The API's base URL (http).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// The environment variable holding the API token (never written in the file; default RUNBOOK_PLATFORM_TOKEN).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_env: Option<String>,
-    /// How long one API request may take, e.g. "30s" (http; default 5m).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<String>,
-    /// How many times an API call is tried before a transient failure is reported (http; default 5).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attempts: Option<u32>,
 }
 
 /// The state store section.
@@ -293,12 +258,12 @@ impl Upgrade {
         crate::runbook::check::report_unknown(
             &source,
             &unknown,
-            &crate::schema::upgrade(),
+            &crate::schema::of::<UpgradeFile>(),
             &mut diags,
         );
         crate::platform::http::config::check(&source, file.platform.as_ref(), &mut diags);
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        crate::notify::check::check(&source, &file.notify, &dir, &mut diags);
+        crate::runbook::notify::check::check(&source, &file.notify, &dir, &mut diags);
         diags.into_result(Upgrade { file, source, dir })
     }
 
@@ -314,114 +279,5 @@ impl Upgrade {
     pub fn diag(&self, path: &source::DocPath, message: impl Into<String>) -> Diag {
         let span = source::locate(&self.source, path, source::Target::Value);
         Diag::new(&self.source, span, message)
-    }
-}
-
-/// Checks one input value against its declared type.
-pub fn check_input_value(spec: &InputSpec, value: &Value) -> Result<(), String> {
-    let text = || value.as_str().ok_or_else(|| "expected a string".to_owned());
-    match spec.kind {
-        InputType::Bool => value
-            .as_bool()
-            .map(|_| ())
-            .ok_or_else(|| "expected true or false".into()),
-        InputType::String => text().map(|_| ()),
-        InputType::Version => Version::from_str(text()?)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        InputType::Datetime => parse_datetime(text()?).map(|_| ()),
-        InputType::Email => {
-            let s = text()?;
-            email_address::EmailAddress::from_str(s)
-                .map(|_| ())
-                .map_err(|_| format!("`{s}` is not an email address (like ops@example.com)"))
-        }
-        InputType::Phone => check_phone(text()?),
-        InputType::Enum => {
-            let s = text()?;
-            if spec.values.iter().any(|v| v == s) {
-                Ok(())
-            } else {
-                Err(format!("`{s}` is not one of {}", spec.values.join(", ")))
-            }
-        }
-    }
-}
-
-/// Parses the announcement's `YYYY-MM-DD hh:mm` form.
-pub fn parse_datetime(s: &str) -> Result<jiff::civil::DateTime, String> {
-    let shape_ok = s.len() == 16 && s.as_bytes()[10] == b' ';
-    jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M", s)
-        .ok()
-        .filter(|_| shape_ok)
-        .ok_or_else(|| {
-            format!("`{s}` is not a date and time written YYYY-MM-DD hh:mm (like 2026-11-26 02:00)")
-        })
-}
-
-/// A landline or mobile number: an optional leading `+`, then digits with
-/// spaces, dashes, dots or parentheses between them; 5 to 20 digits.
-fn check_phone(s: &str) -> Result<(), String> {
-    let body = s.strip_prefix('+').unwrap_or(s);
-    let digits = body.chars().filter(char::is_ascii_digit).count();
-    let allowed = body
-        .chars()
-        .all(|c| c.is_ascii_digit() || " -.()".contains(c));
-    if allowed
-        && (5..=20).contains(&digits)
-        && body.starts_with(|c: char| c.is_ascii_digit() || c == '(')
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{s}` is not a phone number (digits, optionally +country code, spaces or dashes)"
-        ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn spec(kind: InputType) -> InputSpec {
-        InputSpec {
-            kind,
-            description: None,
-            required: false,
-            default: None,
-            values: vec!["a".into()],
-        }
-    }
-
-    #[test]
-    fn input_types_accept_and_refuse() {
-        let cases = [
-            (InputType::Datetime, json!("2026-11-26 02:00"), true),
-            (InputType::Datetime, json!("2026-11-26T02:00"), false),
-            (InputType::Datetime, json!("2026-11-26 2:00"), false),
-            (InputType::Datetime, json!("2026-13-01 02:00"), false),
-            (InputType::Email, json!("ops@example.com"), true),
-            (InputType::Email, json!("ops.example.com"), false),
-            (InputType::Phone, json!("+86 571 8888-0000"), true),
-            (InputType::Phone, json!("010-12345678"), true),
-            (InputType::Phone, json!("13800138000"), true),
-            (InputType::Phone, json!("call me"), false),
-            (InputType::Phone, json!("123"), false),
-            (InputType::Version, json!("V5.1.2.02"), true),
-            (InputType::Version, json!("5.x"), false),
-            (InputType::Bool, json!(true), true),
-            (InputType::Bool, json!("true"), false),
-            (InputType::Enum, json!("a"), true),
-            (InputType::Enum, json!("b"), false),
-            (InputType::String, json!(5), false),
-        ];
-        for (kind, value, ok) in cases {
-            assert_eq!(
-                check_input_value(&spec(kind), &value).is_ok(),
-                ok,
-                "{kind:?} {value}"
-            );
-        }
     }
 }

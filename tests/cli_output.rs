@@ -212,7 +212,7 @@ fn the_sources_print_nothing_with_the_panicking_macros() {
     );
     assert!(
         found.is_empty(),
-        "use crate::outln!/errln!/errs! (cli::print_out, cli::print_err) instead:\n{}",
+        "use crate::outln!/errln!/errs! (console::print_out, console::print_err) instead:\n{}",
         found.join("\n")
     );
 }

@@ -37,7 +37,7 @@ fn found(dir: &Path, diags: &Diags) -> Vec<Found> {
 /// Writes `text` to `rb.toml` in `dir` and loads it.
 fn load_in(dir: &Path, text: &str) -> Result<Runbook, Diags> {
     std::fs::write(dir.join("rb.toml"), text).unwrap();
-    runbook::runbook::load("rb.toml", dir)
+    runbook::plugins::catalogue::load("rb.toml", dir)
 }
 
 /// Every diagnostic the loader reports for `text`.
@@ -1190,9 +1190,10 @@ fn shipped_runbooks_load_by_path_and_by_reference() {
         ),
     ];
     for (name, path, ids) in cases {
-        let by_path = runbook::runbook::load(path, repo()).unwrap_or_else(|d| panic!("{d}"));
-        let by_ref =
-            runbook::runbook::load(&format!("{name}@1"), repo()).unwrap_or_else(|d| panic!("{d}"));
+        let by_path =
+            runbook::plugins::catalogue::load(path, repo()).unwrap_or_else(|d| panic!("{d}"));
+        let by_ref = runbook::plugins::catalogue::load(&format!("{name}@1"), repo())
+            .unwrap_or_else(|d| panic!("{d}"));
         for rb in [&by_path, &by_ref] {
             assert_eq!(rb.name, name);
             assert_eq!(rb.version, "1.0.0");
@@ -1211,14 +1212,15 @@ fn shipped_runbooks_load_by_path_and_by_reference() {
 #[test]
 fn shipped_reference_accepts_a_full_version_or_none() {
     for reference in ["semi-downtime", "semi-downtime@1.0.0"] {
-        let rb = runbook::runbook::load(reference, repo()).unwrap_or_else(|d| panic!("{d}"));
+        let rb =
+            runbook::plugins::catalogue::load(reference, repo()).unwrap_or_else(|d| panic!("{d}"));
         assert_eq!(rb.name, "semi-downtime");
     }
 }
 
 #[test]
 fn example_site_overlay_loads() {
-    let rb = runbook::runbook::load("runbooks/sites/example.toml", repo())
+    let rb = runbook::plugins::catalogue::load("runbooks/sites/example.toml", repo())
         .unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(rb.name, "example-site");
     let layers: Vec<&str> = rb.layers.iter().map(|l| l.name.as_str()).collect();
@@ -1228,7 +1230,7 @@ fn example_site_overlay_loads() {
 #[test]
 fn wrong_major_of_a_shipped_runbook() {
     let dir = tempfile::tempdir().unwrap();
-    let err = runbook::runbook::load("semi-downtime@7", dir.path()).unwrap_err();
+    let err = runbook::plugins::catalogue::load("semi-downtime@7", dir.path()).unwrap_err();
     let all = found(dir.path(), &err);
     assert_eq!(all.len(), 1, "{all:#?}");
     check(
@@ -1243,7 +1245,7 @@ fn wrong_major_of_a_shipped_runbook() {
 #[test]
 fn missing_shipped_name() {
     let dir = tempfile::tempdir().unwrap();
-    let err = runbook::runbook::load("semi-downtim@1", dir.path()).unwrap_err();
+    let err = runbook::plugins::catalogue::load("semi-downtim@1", dir.path()).unwrap_err();
     let all = found(dir.path(), &err);
     assert_eq!(all.len(), 1, "{all:#?}");
     check(
@@ -1261,7 +1263,7 @@ fn missing_shipped_name() {
 #[test]
 fn missing_runbook_file() {
     let dir = tempfile::tempdir().unwrap();
-    let err = runbook::runbook::load("nope.toml", dir.path()).unwrap_err();
+    let err = runbook::plugins::catalogue::load("nope.toml", dir.path()).unwrap_err();
     let all = found(dir.path(), &err);
     assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!(all[0].location, "<command line>:1:1");

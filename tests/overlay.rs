@@ -68,7 +68,7 @@ fn tree(files: &[(&str, &str)]) -> TempDir {
 }
 
 fn load(dir: &TempDir, top: &str) -> Result<Runbook, Diags> {
-    runbook::runbook::load(top, dir.path())
+    runbook::plugins::catalogue::load(top, dir.path())
 }
 
 #[track_caller]
@@ -759,8 +759,9 @@ uses = "htp"
 fn a_site_without_extends_uses_the_given_base() {
     let site = "schema = 1\nname = \"s\"\nversion = \"1.0.0\"\n[[steps]]\nid = \"finish\"\nestimate = \"2m\"\n";
     let dir = tree(&[("base.toml", BASE), ("site.toml", site)]);
-    let rb = runbook::runbook::load_with_site("base.toml", Some("site.toml"), dir.path())
-        .unwrap_or_else(|d| panic!("{d}"));
+    let rb =
+        runbook::plugins::catalogue::load_with_site("base.toml", Some("site.toml"), dir.path())
+            .unwrap_or_else(|d| panic!("{d}"));
     let layers: Vec<&str> = rb.layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(layers, ["base", "s"]);
     assert_eq!(
@@ -873,9 +874,10 @@ fn removing_a_step_the_base_does_not_have() {
 #[test]
 fn example_site_adds_patches_and_removes() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let rb = runbook::runbook::load("runbooks/sites/example.toml", repo)
+    let rb = runbook::plugins::catalogue::load("runbooks/sites/example.toml", repo)
         .unwrap_or_else(|d| panic!("{d}"));
-    let base = runbook::runbook::load("semi-downtime@1", repo).unwrap_or_else(|d| panic!("{d}"));
+    let base = runbook::plugins::catalogue::load("semi-downtime@1", repo)
+        .unwrap_or_else(|d| panic!("{d}"));
 
     assert_eq!(
         (rb.name.as_str(), rb.version.as_str()),
@@ -983,7 +985,8 @@ with = { duration = "1s" }
 #[test]
 fn site_extending_another_base_than_the_upgrade_names_is_refused() {
     let dir = tree(&[("site.toml", "schema = 1\nextends = \"semi-downtime@1\"\n")]);
-    let result = runbook::runbook::load_with_site("downtime@1", Some("site.toml"), dir.path());
+    let result =
+        runbook::plugins::catalogue::load_with_site("downtime@1", Some("site.toml"), dir.path());
     assert!(
         result.is_err(),
         "a site extending semi-downtime@1 was merged onto semi-downtime for a downtime@1 upgrade"

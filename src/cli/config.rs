@@ -149,7 +149,7 @@ fn ask_simulator(path: &Path) -> Online {
     }
 }
 
-pub use crate::config::check::online_of;
+pub use crate::platform::online_of;
 
 fn check(c: &Check<'_>) -> u8 {
     let entry = match find_entry(c.state, c.version) {

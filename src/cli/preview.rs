@@ -45,7 +45,7 @@ pub fn report(diags: &Diags) -> u8 {
 pub fn validate(refs: &[String]) -> u8 {
     let mut code = exit::OK;
     for reference in refs {
-        match crate::runbook::load(reference, Path::new(".")) {
+        match crate::plugins::catalogue::load(reference, Path::new(".")) {
             Ok(rb) => {
                 crate::outln!(
                     "{reference}: ok ({} {}, {} steps)",
@@ -139,9 +139,15 @@ pub fn plan_cmd(upgrade: &Path, format: Format, output: Option<&Path>) -> u8 {
 /// `runbook schema`.
 pub fn schema(which: SchemaKind, output: Option<&Path>) -> u8 {
     let text = match which {
-        SchemaKind::Runbook => crate::schema::to_text(&crate::schema::runbook()),
-        SchemaKind::Upgrade => crate::schema::to_text(&crate::schema::upgrade()),
-        SchemaKind::Version => crate::schema::to_text(&crate::schema::version()),
+        SchemaKind::Runbook => {
+            crate::schema::to_text(&crate::schema::of::<crate::runbook::model::RunbookFile>())
+        }
+        SchemaKind::Upgrade => {
+            crate::schema::to_text(&crate::schema::of::<crate::upgrade::UpgradeFile>())
+        }
+        SchemaKind::Version => {
+            crate::schema::to_text(&crate::schema::of::<crate::config::VersionConfig>())
+        }
         SchemaKind::PluginProtocol => {
             crate::schema::to_text(&crate::plugins::external::protocol::schema())
         }
@@ -190,4 +196,53 @@ pub fn plugins() -> u8 {
     let path = crate::plugins::external::PluginPath::from_env();
     out.push_str(&crate::plugins::external::listing::listing(&path));
     print_out(&out)
+}
+
+// The schemas `runbook schema` writes, checked against the types.
+#[cfg(test)]
+mod schema_tests {
+    use crate::schema::{known_keys, of, to_text};
+    use crate::source::DocPath;
+
+    fn runbook() -> serde_json::Value {
+        of::<crate::runbook::model::RunbookFile>()
+    }
+
+    fn upgrade() -> serde_json::Value {
+        of::<crate::upgrade::UpgradeFile>()
+    }
+
+    fn version() -> serde_json::Value {
+        of::<crate::config::VersionConfig>()
+    }
+
+    #[test]
+    fn lists_keys_of_nested_tables() {
+        let schema = runbook();
+        let top = known_keys(&schema, &DocPath::root());
+        assert!(top.contains(&"steps".to_owned()) && top.contains(&"extends".to_owned()));
+        let step = known_keys(&schema, &DocPath::parse("steps[0]"));
+        assert!(step.contains(&"needs".to_owned()) && step.contains(&"skippable".to_owned()));
+        let retry = known_keys(&schema, &DocPath::parse("steps[2].retry"));
+        assert_eq!(retry, ["attempts", "backoff", "max_backoff"]);
+        assert!(known_keys(&schema, &DocPath::parse("vars")).is_empty());
+    }
+
+    #[test]
+    fn checked_in_schemas_match_the_types() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        for (file, schema) in [
+            ("runbook.schema.json", runbook()),
+            ("upgrade.schema.json", upgrade()),
+            ("version.schema.json", version()),
+        ] {
+            let path = format!("{root}/schemas/{file}");
+            let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                on_disk == to_text(&schema),
+                "schemas/{file} is out of date with the Rust types; regenerate it with `cargo run -- schema {} -o schemas/{file}`",
+                file.split('.').next().unwrap_or_default()
+            );
+        }
+    }
 }

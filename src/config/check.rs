@@ -67,15 +67,6 @@ pub enum Online {
     Unavailable(String),
 }
 
-/// Asks a platform for the configuration it runs now.
-pub async fn online_of(platform: &dyn crate::platform::Platform) -> Online {
-    match platform.online_values().await {
-        Ok(Some(text)) => Online::Values(SourceFile::new("online values.yaml", text)),
-        Ok(None) => Online::Unavailable("the platform has no values.yaml on record".into()),
-        Err(e) => Online::Unavailable(e.to_string()),
-    }
-}
-
 /// Every verdict on `package` for `version`. A YAML file in the package
 /// that cannot be read (syntax, limits) is an error, with its place.
 pub fn check_package(

@@ -199,7 +199,7 @@ impl Bars {
 
 fn emit(value: &serde_json::Value) {
     // Never panics; a failed write makes the command end with exit code 70.
-    crate::cli::print_out(&format!("{value}\n"));
+    crate::console::print_out(&format!("{value}\n"));
 }
 
 /// A change as one JSON line; obligations show as their journal events

@@ -45,7 +45,7 @@ pub fn pin<'a>(
             continue;
         };
         for problem in described.check(&planned.with) {
-            super::check::report(runbook, step, &name, &problem, diags);
+            crate::plugins::external::check::report(runbook, step, &name, &problem, diags);
         }
         if step.step.idempotent.is_none() && described.description.idempotent {
             planned.idempotent = true;

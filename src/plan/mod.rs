@@ -5,9 +5,11 @@
 //! render parameters, build the DAG, order it, find the critical path and
 //! the ETA, and digest every source that went in.
 
+pub mod announcement;
 pub mod catalog;
 mod catalog_steps;
 pub mod dag;
+mod external;
 pub mod render;
 pub mod resolve;
 mod templates;
@@ -75,7 +77,7 @@ pub struct Plan {
     /// Notifications: the runbook's and overlays' `[[notify]]`, then the
     /// upgrade file's, program paths resolved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notify: Vec<crate::notify::NotifyConfig>,
+    pub notify: Vec<crate::runbook::notify::NotifyConfig>,
 }
 
 /// The upgrade file's settings a run needs, with relative paths resolved

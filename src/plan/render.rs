@@ -91,7 +91,7 @@ pub fn text(plan: &Plan) -> String {
         return out;
     }
     let _ = writeln!(out, "\nMaintenance announcement:");
-    let text = crate::report::announcement::text(&plan.announcement);
+    let text = crate::plan::announcement::text(&plan.announcement);
     for line in text.lines() {
         let _ = writeln!(out, "  | {line}");
     }

@@ -20,7 +20,7 @@ use crate::plan::{
 };
 use crate::plugins::external::PluginPath;
 use crate::runbook::model::{InputType, Phase, Skippable};
-use crate::runbook::{self, Runbook, RunbookStep};
+use crate::runbook::{Runbook, RunbookStep};
 use crate::source::DocPath;
 use crate::template;
 use crate::upgrade::{ASK_PLATFORM, Upgrade};
@@ -55,7 +55,7 @@ pub fn plan_with(
     catalog: &dyn CatalogSource,
 ) -> Result<Plan, Diags> {
     let upgrade = Upgrade::load(path)?;
-    let runbook = runbook::load_with_plugins(
+    let runbook = crate::plugins::catalogue::load_with_plugins(
         &upgrade.file.runbook,
         upgrade.file.site.as_deref(),
         &upgrade.dir,
@@ -167,7 +167,7 @@ pub fn plan_runbook_with(
     );
     // Steps read the announcement as `announcement.text|markdown|html`:
     // what the platform is handed is exactly what the preview shows.
-    context["announcement"] = json!(crate::report::announcement::Announcement::from_markdown(
+    context["announcement"] = json!(crate::plan::announcement::Announcement::from_markdown(
         &announcement
     ));
     for step in &runbook.steps {
@@ -201,7 +201,7 @@ pub fn plan_runbook_with(
                 .hint("import its version configuration with `runbook versions import FILE`"),
         );
     }
-    let external = crate::plugins::external::planning::pin(
+    let external = super::external::pin(
         runbook,
         &plugin_path(upgrade),
         steps.iter_mut().chain(handlers.iter_mut()),
@@ -253,7 +253,7 @@ pub fn plan_runbook_with(
             ..settings(upgrade)
         },
         catalog: plan_catalog,
-        notify: crate::notify::planned(runbook, upgrade),
+        notify: planned_notifications(runbook, upgrade),
     }
     .with_digest())
 }
@@ -975,7 +975,7 @@ fn announcement(
         }
         None => (None, DEFAULT_ANNOUNCEMENT),
     };
-    match template::render(hb, text, context) {
+    match template::render_file(hb, text, context) {
         Ok(s) => collapse_blank_lines(&s),
         Err(why) => {
             let name = file.map_or("templates/announcement.md.hbs".to_owned(), |f| {
@@ -983,9 +983,13 @@ fn announcement(
             });
             let source = crate::diag::SourceFile::new(name, text);
             let span = missing_reference_span(text, &why);
+            let hint = if why.contains("which has no value") {
+                "declare the input in the runbook, or point [templates] announcement at a template that does not need it"
+            } else {
+                "fix the template at the place shown"
+            };
             diags.push(
-                Diag::new(&source, span, format!("the announcement template: {why}"))
-                    .hint("declare the input in the runbook, or point [templates] announcement at a template that does not need it"),
+                Diag::new(&source, span, format!("the announcement template: {why}")).hint(hint),
             );
             String::new()
         }
@@ -994,7 +998,7 @@ fn announcement(
 
 /// The place in `text` of the reference a render error complains about.
 fn missing_reference_span(text: &str, why: &str) -> std::ops::Range<usize> {
-    let refs = template::references(text).unwrap_or_default();
+    let refs = template::file_references(text).unwrap_or_default();
     let Some(r) = refs.iter().find(|r| why.contains(&format!("`{}`", r.path))) else {
         return 0..0;
     };
@@ -1156,4 +1160,28 @@ pub fn check_sources(plan: &Plan) -> Result<(), Vec<String>> {
     } else {
         Err(problems)
     }
+}
+
+/// The notifications a plan carries: every layer's of the runbook (base
+/// first; an overlay adds to its base's), then the upgrade file's, each
+/// with its program path resolved against the file that declares it.
+pub fn planned_notifications(
+    runbook: &crate::runbook::Runbook,
+    upgrade: &crate::upgrade::Upgrade,
+) -> Vec<crate::runbook::notify::NotifyConfig> {
+    let layers = runbook.layers.iter().flat_map(|layer| {
+        let dir = Path::new(&layer.file.name)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        layer
+            .model
+            .notify
+            .iter()
+            .map(move |n| n.resolved(&dir))
+            .collect::<Vec<_>>()
+    });
+    layers
+        .chain(upgrade.file.notify.iter().map(|n| n.resolved(&upgrade.dir)))
+        .collect()
 }

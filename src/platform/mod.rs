@@ -6,6 +6,7 @@
 //! serves a platform and the client that drives one through it.
 
 mod api;
+pub mod config;
 mod error;
 pub mod figures;
 pub mod http;
@@ -18,8 +19,19 @@ use std::sync::Arc;
 pub use api::{Platform, PlatformResult};
 pub use error::{PlatformError, PlatformErrorKind};
 
-use crate::upgrade::{PlatformConfig, PlatformKind};
+use crate::config::check::Online;
 use crate::version::Version;
+pub use config::{PlatformConfig, PlatformKind};
+
+/// Asks a platform for the configuration it runs now (check (c) of a
+/// configuration package).
+pub async fn online_of(platform: &dyn Platform) -> Online {
+    match platform.online_values().await {
+        Ok(Some(text)) => Online::Values(crate::diag::SourceFile::new("online values.yaml", text)),
+        Ok(None) => Online::Unavailable("the platform has no values.yaml on record".into()),
+        Err(e) => Online::Unavailable(e.to_string()),
+    }
+}
 
 /// The platform of an upgrade file without a `[platform]` section, which
 /// runs only generic steps (exec, wait, gate...): every platform operation

@@ -7,8 +7,9 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
-use crate::config::check::{Level, check_path, online_of};
+use crate::config::check::{Level, check_path};
 use crate::config::{Limits, VersionConfig};
+use crate::platform::online_of;
 use crate::plugins::executor::{Executor, Outcome, StepContext};
 use crate::version::Version;
 

@@ -16,7 +16,9 @@ pub mod process_group;
 pub mod redact;
 pub mod registry;
 pub mod render;
-pub mod spec;
+/// The specs live with the runbook model, which checks steps against them.
+pub use crate::runbook::spec;
+pub mod catalogue;
 pub mod sql;
 pub mod undo;
 pub mod wait;

@@ -28,7 +28,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::plugins::executor::{Executor, Outcome, StepContext};
-use crate::report::render::Format;
+use crate::template::escaped::Format;
 
 /// The largest rendered text (and template file) accepted.
 pub const MAX_BYTES: usize = 10 * 1024 * 1024;
@@ -151,7 +151,7 @@ fn render_text(
     escape: Option<Format>,
     context: &Value,
 ) -> Result<String, String> {
-    crate::report::render::render_limited(name, text, escape, context, MAX_BYTES)
+    crate::template::escaped::render_limited(name, text, escape, context, MAX_BYTES)
         .map_err(|e| format!("{}: {}", e.place, e.message))
 }
 

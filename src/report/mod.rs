@@ -9,9 +9,11 @@
 //! self-contained HTML file next to the record's logs when the record
 //! closes, and printed by `runbook report`.
 
-pub mod announcement;
+/// The announcement is rendered at plan time; the report shows it.
+pub use crate::plan::announcement;
 pub mod chart;
-pub mod render;
+/// Rendering with Markdown or HTML escaping is shared with the `render` plugin.
+pub use crate::template::escaped as render;
 pub mod results;
 
 use std::collections::BTreeMap;

@@ -9,9 +9,10 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::Value;
 
 use crate::diag::{Diag, Diags, SourceFile};
-use crate::plugins::spec::{self, PluginSpec};
+use crate::runbook::load::PluginChecks;
 use crate::runbook::model::{InputType, RunbookFile, SCHEMA_VERSION, StopRules};
 use crate::runbook::resolved::{Runbook, RunbookStep};
+use crate::runbook::spec::{self, PluginSpec};
 use crate::source::{self, DocPath, Seg, Target};
 use crate::template;
 
@@ -48,7 +49,7 @@ fn did_you_mean<'a>(
 
 /// Reports keys the format does not define, with the closest valid key.
 pub fn unknown_fields(file: &Arc<SourceFile>, unknown: &[DocPath], diags: &mut Diags) {
-    report_unknown(file, unknown, &crate::schema::runbook(), diags);
+    report_unknown(file, unknown, &crate::schema::of::<RunbookFile>(), diags);
 }
 
 /// Shared with the upgrade-file loader: unknown keys against `schema`.
@@ -176,7 +177,7 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// Rules about the merged runbook.
-pub fn check(runbook: &Runbook, diags: &mut Diags) {
+pub fn check(runbook: &Runbook, plugins: &dyn PluginChecks, diags: &mut Diags) {
     let ids: HashMap<&str, &RunbookStep> = runbook
         .steps
         .iter()
@@ -185,7 +186,7 @@ pub fn check(runbook: &Runbook, diags: &mut Diags) {
     inputs(runbook, diags);
     for step in &runbook.steps {
         needs(runbook, step, &ids, diags);
-        plugin(runbook, step, diags);
+        plugin(runbook, step, plugins, diags);
         durations(runbook, step, diags);
         templates(runbook, step, &ids, diags);
         undo(runbook, step, &ids, diags);
@@ -209,7 +210,10 @@ fn inputs(runbook: &Runbook, diags: &mut Diags) {
         }
         if let Some(default) = &spec.default {
             let is_now = spec.kind == InputType::Datetime && default == "now";
-            if let (false, Err(why)) = (is_now, crate::upgrade::check_input_value(spec, default)) {
+            if let (false, Err(why)) = (
+                is_now,
+                crate::runbook::inputs::check_input_value(spec, default),
+            ) {
                 diags.push(
                     runbook
                         .top_diag(
@@ -273,7 +277,7 @@ fn needs(
     }
 }
 
-fn plugin(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
+fn plugin(runbook: &Runbook, step: &RunbookStep, plugins: &dyn PluginChecks, diags: &mut Diags) {
     let id = &step.step.id;
     let Some(uses) = &step.step.uses else {
         let diag = match meant_base_step(runbook, step) {
@@ -294,7 +298,7 @@ fn plugin(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
         diags.push(diag);
         return;
     };
-    if uses.starts_with(crate::plugins::external::PREFIX) {
+    if uses.starts_with(crate::runbook::spec::EXTERNAL_PREFIX) {
         // Checked against the plugin's own description, found on the
         // plugin path (see `plugins::external::check`).
         return;
@@ -351,13 +355,7 @@ fn plugin(runbook: &Runbook, step: &RunbookStep, diags: &mut Diags) {
         }
     }
     missing_params(runbook, step, spec, with, diags);
-    let literal_problems = match spec.name {
-        "http" => crate::plugins::http::check_static(with),
-        "sql" => crate::plugins::sql::check_static(with),
-        "render" => crate::plugins::render::check_static(with),
-        _ => Vec::new(),
-    };
-    for (key, why) in literal_problems {
+    for (key, why) in plugins.literal(spec.name, with) {
         let message = format!("step `{id}`: {why}");
         let hint = spec.param(key).map_or("", |p| p.doc);
         diags.push(runbook.step_diag(step, &["with", key], message).hint(hint));
@@ -446,8 +444,8 @@ fn undo(
         return;
     }
     if let Some(uses) = &undo.uses {
-        let known =
-            uses.starts_with(crate::plugins::external::PREFIX) || spec::builtin(uses).is_some();
+        let known = uses.starts_with(crate::runbook::spec::EXTERNAL_PREFIX)
+            || spec::builtin(uses).is_some();
         if !known {
             let names = spec::builtins().iter().map(|s| s.name);
             let hint = did_you_mean(

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::diag::{Diag, Diags, SourceFile};
-use crate::plugins::external::PluginPath;
 use crate::runbook::model::RunbookFile;
 use crate::runbook::resolved::{Layer, Runbook};
 use crate::runbook::{check, overlay, shipped};
@@ -44,29 +43,30 @@ impl RunbookRef {
     }
 }
 
+/// What loading asks of the plugins layer: the checks that need a
+/// plugin's own code. The loader knows plugins only by their specs
+/// ([`crate::runbook::spec`]); `plugins::catalogue` implements this.
+pub trait PluginChecks {
+    /// Problems with the literal (untemplated) parameters of built-in
+    /// plugin `name`, as `(parameter, message)`.
+    fn literal(
+        &self,
+        name: &str,
+        with: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Vec<(&'static str, String)>;
+    /// Checks the `ext:` steps of `runbook` against their plugins.
+    fn external(&self, runbook: &Runbook, diags: &mut Diags);
+}
+
 /// Loads and checks the runbook at `reference` (a shipped `name@major` or a
-/// path), with its whole overlay chain.
-pub fn load(reference: &str, base_dir: &Path) -> Result<Runbook, Diags> {
-    load_with_site(reference, None, base_dir)
-}
-
-/// Like [`load`], with an extra site overlay on top (from an upgrade file's
-/// `site`). The overlay's own `extends`, if it has one, must name the same
-/// base as `reference`.
-pub fn load_with_site(
+/// path) with its whole overlay chain, and `site` on top (from an upgrade
+/// file's `site`; its own `extends`, if it has one, must name the same base
+/// as `reference`).
+pub fn load_checked(
     reference: &str,
     site: Option<&str>,
     base_dir: &Path,
-) -> Result<Runbook, Diags> {
-    load_with_plugins(reference, site, base_dir, &PluginPath::from_env())
-}
-
-/// Like [`load_with_site`], finding `ext:` plugins on `plugins`.
-pub fn load_with_plugins(
-    reference: &str,
-    site: Option<&str>,
-    base_dir: &Path,
-    plugins: &PluginPath,
+    plugins: &dyn PluginChecks,
 ) -> Result<Runbook, Diags> {
     let mut diags = Diags::default();
     let top = match site {
@@ -77,8 +77,8 @@ pub fn load_with_plugins(
     let mut layers = read_chain(top, fallback_base, &mut diags)?;
     layers.reverse();
     let mut runbook = overlay::merge(layers, &mut diags);
-    check::check(&runbook, &mut diags);
-    crate::plugins::external::check::check(&runbook, plugins, &mut diags);
+    check::check(&runbook, plugins, &mut diags);
+    plugins.external(&runbook, &mut diags);
     // Warnings are for a runbook that loads: next to errors they are
     // mostly the errors' echo (a step whose `before` is misspelt is also
     // disconnected).
@@ -132,7 +132,7 @@ fn read_chain(
         check::unknown_fields(&file, &unknown, diags);
         check::file_level(&file, &model, diags);
         let dir = dir_of(&reference);
-        crate::notify::check::check(&file, &model.notify, &dir, diags);
+        crate::runbook::notify::check::check(&file, &model.notify, &dir, diags);
         next = match (&model.extends, fallback.take()) {
             (Some(base), wanted) => {
                 let path = DocPath::root().key("extends");

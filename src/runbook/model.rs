@@ -70,7 +70,7 @@ pub struct RunbookFile {
     /// Who is told when the upgrade pauses, fails, stops or succeeds; an
     /// overlay's tables are added to its base's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notify: Vec<crate::notify::NotifyConfig>,
+    pub notify: Vec<crate::runbook::notify::NotifyConfig>,
 }
 
 /// The type of an input value.

@@ -7,6 +7,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
+/// The prefix of `uses` that names an external plugin.
+pub const EXTERNAL_PREFIX: &str = "ext:";
+
 /// The shape a parameter value must have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "type", content = "values")]

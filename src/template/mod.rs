@@ -6,6 +6,8 @@
 //! template before anything runs (see [`references`]), so a misspelt input
 //! is reported by `validate`, with its place in the file.
 
+pub mod escaped;
+
 use handlebars::template::{Parameter, Template, TemplateElement};
 use handlebars::{Handlebars, Path};
 use serde::Serialize;
@@ -57,12 +59,19 @@ impl std::io::Write for Limited {
     }
 }
 
-fn too_long(text: &str) -> Option<String> {
-    (text.len() > MAX_FIELD_TEMPLATE_BYTES).then(|| {
-        format!(
-            "the template is {} bytes, more than the limit of {MAX_FIELD_TEMPLATE_BYTES} for one value; move long text into a template file",
-            text.len()
-        )
+fn too_long(text: &str, limit: usize) -> Option<String> {
+    (text.len() > limit).then(|| {
+        if limit == MAX_FIELD_TEMPLATE_BYTES {
+            format!(
+                "the template is {} bytes, more than the limit of {limit} for one value; move long text into a template file",
+                text.len()
+            )
+        } else {
+            format!(
+                "the template is {} bytes, more than the limit of {limit} for a template file",
+                text.len()
+            )
+        }
     })
 }
 
@@ -80,7 +89,27 @@ pub fn registry() -> Handlebars<'static> {
 /// The template must be at most [`MAX_FIELD_TEMPLATE_BYTES`] long and
 /// render to at most [`MAX_RENDERED_BYTES`].
 pub fn render(hb: &Handlebars<'_>, text: &str, context: &impl Serialize) -> Result<String, String> {
-    if let Some(why) = too_long(text) {
+    render_within(hb, text, context, MAX_FIELD_TEMPLATE_BYTES)
+}
+
+/// Renders a template read from a file (the announcement), which may be
+/// up to [`MAX_TEMPLATE_BYTES`] long; the output has the same bound as
+/// [`render`]'s.
+pub fn render_file(
+    hb: &Handlebars<'_>,
+    text: &str,
+    context: &impl Serialize,
+) -> Result<String, String> {
+    render_within(hb, text, context, MAX_TEMPLATE_BYTES as usize)
+}
+
+fn render_within(
+    hb: &Handlebars<'_>,
+    text: &str,
+    context: &impl Serialize,
+    max_template: usize,
+) -> Result<String, String> {
+    if let Some(why) = too_long(text, max_template) {
         return Err(why);
     }
     let mut out = Limited::new(MAX_RENDERED_BYTES);
@@ -154,7 +183,16 @@ pub struct Reference {
 /// `#each` and `#with` blocks are relative to the block's value and are
 /// left out; `this` and `@` locals are never references.
 pub fn references(text: &str) -> Result<Vec<Reference>, String> {
-    if let Some(why) = too_long(text) {
+    references_within(text, MAX_FIELD_TEMPLATE_BYTES)
+}
+
+/// [`references`] of a template read from a file (up to [`MAX_TEMPLATE_BYTES`]).
+pub fn file_references(text: &str) -> Result<Vec<Reference>, String> {
+    references_within(text, MAX_TEMPLATE_BYTES as usize)
+}
+
+fn references_within(text: &str, max_template: usize) -> Result<Vec<Reference>, String> {
+    if let Some(why) = too_long(text, max_template) {
         return Err(why);
     }
     let template = Template::compile(text).map_err(|e| e.to_string())?;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use super::client::HttpSettings;
 use super::token::Token;
 use crate::diag::{Diag, Diags, SourceFile};
+use crate::platform::{PlatformConfig, PlatformKind};
 use crate::platform::{PlatformError, PlatformErrorKind};
 use crate::source::{self, DocPath, Seg, Target};
-use crate::upgrade::{PlatformConfig, PlatformKind};
 
 /// The environment variable the token is read from without `token_env`.
 pub const DEFAULT_TOKEN_ENV: &str = "RUNBOOK_PLATFORM_TOKEN";

@@ -3,7 +3,7 @@
 //! `protocol` and the README's "Writing an external plugin").
 //!
 //! `NAME --describe` declares the plugin's parameters as a JSON Schema;
-//! `check` applies it when a runbook is loaded and `planning` again to the
+//! `check` applies it when a runbook is loaded and `plan::external` again to the
 //! rendered parameters, so `validate` and `plan` report bad parameters
 //! with their place in the file, as for built-in plugins.
 
@@ -11,7 +11,6 @@ pub mod check;
 pub mod describe;
 pub mod listing;
 pub mod path;
-pub mod planning;
 pub mod process;
 pub mod protocol;
 

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 /// The environment variable listing plugin folders.
 pub const ENV: &str = "RUNBOOK_PLUGIN_PATH";
 
-/// The prefix of `uses` that names an external plugin.
-pub const PREFIX: &str = "ext:";
+pub use crate::runbook::spec::EXTERNAL_PREFIX as PREFIX;
 
 /// The folders searched, in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::diag::{Diag, Diags, SourceFile};
-use crate::notify::{NotifyConfig, resolve_program};
+use crate::runbook::notify::{NotifyConfig, resolve_program};
 use crate::source::{self, DocPath, Target};
 
 /// Reports every problem of the `[[notify]]` tables of `file`, whose
