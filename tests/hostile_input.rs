@@ -336,3 +336,42 @@ fn a_hostile_version_file_cannot_rewrite_the_terminal() {
         .unwrap();
     assert!(String::from_utf8_lossy(&piped.stdout).contains("ok \u{1b}[2J"));
 }
+
+/// A template file may be up to 64 KiB (the per-value limit of 16 KiB is
+/// for templates written inline): a 60 KB announcement with 600 blocks
+/// plans, and one over 64 KiB is refused at the upgrade file's line.
+#[test]
+fn an_announcement_template_file_may_be_long() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "rb.toml",
+        "schema = 1\nname = \"t\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n[inputs.estimated_completion]\ntype = \"datetime\"\ndefault = \"now\"\n[inputs.contact_email]\ntype = \"email\"\ndefault = \"ops@example.com\"\n[inputs.contact_phone]\ntype = \"phone\"\ndefault = \"+86 571 8888 0000\"\n\n[[steps]]\nid = \"a\"\nuses = \"wait\"\nwith = { duration = \"1s\" }\n",
+    );
+    write(
+        dir.path(),
+        "up.toml",
+        "runbook = \"rb.toml\"\ncurrent_version = \"5.1.0\"\ntarget_version = \"5.2.0\"\n\n[templates]\nannouncement = \"a.hbs\"\n",
+    );
+    let unit = "{{#if inputs.contact_email}}Write to {{inputs.contact_email}} or call {{inputs.contact_phone}}.{{/if}}\n";
+    write(dir.path(), "a.hbs", unit.repeat(600));
+    let out = command(dir.path())
+        .args(["plan", "up.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Write to ops@example.com"));
+
+    write(dir.path(), "a.hbs", unit.repeat(700));
+    let out = command(dir.path())
+        .args(["plan", "up.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("limit of 65536 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("up.toml:"), "{}", stderr(&out));
+}

@@ -22,7 +22,6 @@
 //! file or the new one; a rerun writes the same file again.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -30,7 +29,7 @@ use serde_json::{Value, json};
 use crate::plugins::executor::{Executor, Outcome, StepContext};
 use crate::template::escaped::Format;
 
-/// The largest rendered text (and template file) accepted.
+/// The largest rendered text accepted.
 pub const MAX_BYTES: usize = 10 * 1024 * 1024;
 
 /// The `render` plugin.
@@ -107,20 +106,13 @@ pub fn check_static(with: &BTreeMap<String, Value>) -> Vec<(&'static str, String
     problems
 }
 
+/// Reads a template file as the plan's own template files are read: a
+/// regular file only (a FIFO cannot hang the step), at most
+/// [`crate::template::MAX_TEMPLATE_BYTES`] (compiling grows with the square
+/// of the length).
 fn read_template(path: &Path) -> Result<String, String> {
-    let what = |e: std::io::Error| format!("cannot read template `{}`: {e}", path.display());
-    let file = std::fs::File::open(path).map_err(what)?;
-    let mut text = String::new();
-    file.take(MAX_BYTES as u64 + 1)
-        .read_to_string(&mut text)
-        .map_err(what)?;
-    if text.len() > MAX_BYTES {
-        return Err(format!(
-            "template `{}` is larger than {MAX_BYTES} bytes",
-            path.display()
-        ));
-    }
-    Ok(text)
+    crate::fsutil::read_input(path, crate::template::MAX_TEMPLATE_BYTES)
+        .map_err(|e| format!("cannot read template `{}`: {e}", path.display()))
 }
 
 impl Render {
@@ -232,6 +224,24 @@ mod tests {
             missing,
             "t:2:2: the template references `vars.nope`, which has no value"
         );
+    }
+
+    #[test]
+    fn long_templates_and_fifos_are_refused_before_compiling() {
+        let context = json!({ "vars": { "on": true } });
+        let long = "{{#if vars.on}}x{{/if}}".repeat(4_000);
+        let err = render_text("template", &long, None, &context).unwrap_err();
+        assert!(err.contains("more than the limit of 65536"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("t.hbs");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = read_template(&fifo).unwrap_err();
+        assert!(err.contains("not a regular file"), "{err}");
+        std::fs::remove_file(&fifo).unwrap();
+        std::fs::write(&fifo, long).unwrap();
+        let err = read_template(&fifo).unwrap_err();
+        assert!(err.contains("65536"), "{err}");
     }
 
     #[test]

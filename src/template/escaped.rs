@@ -86,6 +86,18 @@ pub fn render_limited(
     context: &impl Serialize,
     limit: usize,
 ) -> Result<String, TemplateError> {
+    let max = super::MAX_TEMPLATE_BYTES as usize;
+    if text.len() > max {
+        // Compiling grows with the square of the length (see MAX_TEMPLATE_BYTES).
+        return Err(TemplateError {
+            place: name.to_owned(),
+            message: format!(
+                "the template is {} bytes, more than the limit of {max}",
+                text.len()
+            ),
+            hint: "split the template, or move long fixed text out of it".into(),
+        });
+    }
     let mut hb = registry(escape);
     if let Err(e) = hb.register_template_string(name, text) {
         let (line, col) = e.pos().unzip();
