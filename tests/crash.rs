@@ -95,7 +95,7 @@ fn engine_starts(dir: &Path) -> usize {
         .events(id, 0)
         .unwrap()
         .iter()
-        .filter(|e| e.kind == "engine-started")
+        .filter(|e| e.kind.as_str() == "engine-started")
         .count()
 }
 

@@ -493,7 +493,7 @@ fn succeeded(rows: &[StepRow], steps: &[&str]) {
 fn facts(events: &[Event], topic: &str) -> Vec<Value> {
     events
         .iter()
-        .filter(|e| e.kind == "fact" && e.data["topic"] == topic)
+        .filter(|e| e.kind.as_str() == "fact" && e.data["topic"] == topic)
         .map(|e| e.data["data"].clone())
         .collect()
 }
@@ -688,6 +688,160 @@ fn assert_verifying_after_exit(done: &Finished) {
         exit_at < verifying_at,
         "Verifying before maintenance mode was exited"
     );
+}
+
+/// Times, dates and SHA-256 digests of an event line, masked: what is left
+/// is the same on every run of the same upgrade.
+fn masked(line: &str) -> String {
+    let b = line.as_bytes();
+    let digits = |at: usize, n: usize| {
+        b.get(at..at + n)
+            .is_some_and(|s| s.iter().all(u8::is_ascii_digit))
+    };
+    let byte = |at: usize, c: u8| b.get(at) == Some(&c);
+    let mut out = String::with_capacity(line.len());
+    let mut i = 0;
+    while i < b.len() {
+        let date = digits(i, 4)
+            && byte(i + 4, b'-')
+            && digits(i + 5, 2)
+            && byte(i + 7, b'-')
+            && digits(i + 8, 2);
+        if date {
+            let mut end = i + 10;
+            let time = byte(end, b'T')
+                && digits(end + 1, 2)
+                && byte(end + 3, b':')
+                && digits(end + 4, 2)
+                && byte(end + 6, b':')
+                && digits(end + 7, 2);
+            if time {
+                let mut t = end + 9;
+                if byte(t, b'.') && digits(t + 1, 1) {
+                    t += 1;
+                    while digits(t, 1) {
+                        t += 1;
+                    }
+                }
+                if byte(t, b'Z') {
+                    out.push_str("<time>");
+                    i = t + 1;
+                    continue;
+                }
+            }
+            end = i + 10;
+            out.push_str("<date>");
+            i = end;
+            continue;
+        }
+        let hex = b.get(i..i + 64).is_some_and(|s| {
+            s.iter()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+        });
+        if hex {
+            out.push_str("<digest>");
+            i += 64;
+            continue;
+        }
+        let c = line[i..].chars().next().unwrap_or_default();
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
+/// `--events jsonl` of the README's main job reads as it did before the
+/// journal's kinds were typed: `tests/fixtures/e2e/main-job.events.jsonl`
+/// was written by the string-kinded engine. Times, dates and digests are
+/// masked, and progress lines are left out (how many there are, and their
+/// figures, depend on timing).
+#[test]
+fn the_main_jobs_event_stream_is_unchanged() {
+    let site = Site::new();
+    let done = site.upgrade("examples/upgrade.toml");
+    done.expect_code(0, "the README's main job");
+    let mut seen = String::new();
+    for line in done.stdout.lines() {
+        let event: Value = serde_json::from_str(line).unwrap();
+        if event["kind"] != "progress" {
+            seen.push_str(&masked(line));
+            seen.push('\n');
+        }
+    }
+    let golden =
+        std::fs::read_to_string(manifest_dir().join("tests/fixtures/e2e/main-job.events.jsonl"))
+            .unwrap();
+    if seen != golden {
+        let first = seen
+            .lines()
+            .zip(golden.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(seen.lines().count().min(golden.lines().count()));
+        panic!(
+            "the event stream changed at line {}:\n  now:    {}\n  golden: {}",
+            first + 1,
+            seen.lines().nth(first).unwrap_or("(end)"),
+            golden.lines().nth(first).unwrap_or("(end)")
+        );
+    }
+}
+
+/// A record paused by the string-kinded engine (before the journal's kinds
+/// were typed, `tests/fixtures/old-journal`) still resumes, without running
+/// again what its journal says succeeded, and still reports.
+#[test]
+fn a_journal_written_before_typed_events_resumes_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &manifest_dir().join("tests/fixtures/old-journal"),
+        dir.path(),
+    );
+    // Kept as `runbook-state/` so that nothing takes it for a stray store.
+    std::fs::rename(
+        dir.path().join("runbook-state"),
+        dir.path().join(".runbook"),
+    )
+    .unwrap();
+    let runbook = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("RUNBOOK_STATE")
+            .output()
+            .unwrap()
+    };
+    let status = runbook(&["status", "1"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("flaky"),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    std::fs::write(dir.path().join("fixed"), "").unwrap();
+    assert_eq!(runbook(&["retry", "flaky"]).status.code(), Some(0));
+    let resumed = runbook(&["resume", "1", "--yes"]);
+    assert_eq!(
+        resumed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let store = SqliteStore::open(dir.path().join(".runbook/state.db")).unwrap();
+    assert_eq!(
+        store.record(RecordId(1)).unwrap().status,
+        RecordStatus::Succeeded
+    );
+    let started: Vec<String> = store
+        .events(RecordId(1), 0)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == runbook::store::EventKind::StepStarted)
+        .filter_map(|e| e.step)
+        .collect();
+    assert_eq!(started, ["first", "flaky", "flaky", "last"]);
+    let report = runbook(&["report", "1"]);
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(text.contains("Upgrade Succeeded"), "{text}");
+    assert!(text.contains("flaky"), "{text}");
 }
 
 #[test]
@@ -886,7 +1040,7 @@ fn zero_downtime_never_locks_users_out_and_never_verifies() {
     assert!(!phases.contains(&"verify"), "{phases:?}");
     let events = store.events(record.id, 0).unwrap();
     assert!(
-        events.iter().all(|e| e.kind != "milestone"),
+        events.iter().all(|e| e.kind.as_str() != "milestone"),
         "no maintenance or scheduling time is recorded in this mode"
     );
 
@@ -931,7 +1085,7 @@ fn a_task_that_never_stops_pauses_the_downtime_upgrade_until_a_force_stop() {
     let events = site.store().events(id, 0).unwrap();
     let paused = events
         .iter()
-        .find(|e| e.kind == "step-failed" && e.step.as_deref() == Some("force-stop-tasks"))
+        .find(|e| e.kind.as_str() == "step-failed" && e.step.as_deref() == Some("force-stop-tasks"))
         .expect("the failure is journaled");
     assert_eq!(paused.data["on_failure"], "pause");
     assert!(run.is_running(), "the run waits for the operator");
@@ -1202,7 +1356,10 @@ fn a_graceful_stop_while_tasks_are_force_stopped_restores_the_platform() {
         );
     }
     let events = store.events(id, 0).unwrap();
-    let accepted = events.iter().find(|e| e.kind == "stop-accepted").unwrap();
+    let accepted = events
+        .iter()
+        .find(|e| e.kind.as_str() == "stop-accepted")
+        .unwrap();
     assert_eq!(accepted.data["options"]["rerun_stopped"], true);
     for handler in [
         "stop-resume-scheduling",
@@ -1211,7 +1368,7 @@ fn a_graceful_stop_while_tasks_are_force_stopped_restores_the_platform() {
     ] {
         let finished = events
             .iter()
-            .find(|e| e.kind == "handler-finished" && e.step.as_deref() == Some(handler))
+            .find(|e| e.kind.as_str() == "handler-finished" && e.step.as_deref() == Some(handler))
             .unwrap_or_else(|| panic!("handler `{handler}` did not run"));
         assert_eq!(
             finished.data["outcome"], "succeeded",
@@ -1438,7 +1595,7 @@ fn a_graceful_stop_records_when_scheduling_resumed_and_maintenance_exited() {
     assert!(
         events
             .iter()
-            .any(|e| e.kind == "milestone" && e.data["milestone"] == "maintenance-exited")
+            .any(|e| e.kind.as_str() == "milestone" && e.data["milestone"] == "maintenance-exited")
     );
 }
 

@@ -291,7 +291,7 @@ fn assert_runner_exit(runner: &mut Runner, code: i32) {
 fn count_events(events: &[Event], kind: &str, step: &str) -> usize {
     events
         .iter()
-        .filter(|e| e.kind == kind && e.step.as_deref() == Some(step))
+        .filter(|e| e.kind.as_str() == kind && e.step.as_deref() == Some(step))
         .count()
 }
 
@@ -566,7 +566,7 @@ with = { shell = "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > co
     let events = site.events();
     let retrying: Vec<&Event> = events
         .iter()
-        .filter(|e| e.kind == "step-retrying")
+        .filter(|e| e.kind.as_str() == "step-retrying")
         .collect();
     assert_eq!(retrying.len(), 2, "{events:#?}");
     assert_eq!(retrying[0].data["attempt"], 1);
@@ -1025,7 +1025,7 @@ fn runbook_ack_approves_a_gate_waiting_on_a_terminal() {
     let events = site.events();
     let answered = events
         .iter()
-        .find(|e| e.kind == "gate-answered")
+        .find(|e| e.kind.as_str() == "gate-answered")
         .expect("a gate-answered event");
     assert_eq!(answered.data["by"], "runbook ack");
 }
@@ -1443,7 +1443,7 @@ spares = ["backup"]
     let forced = site
         .events()
         .into_iter()
-        .find(|e| e.kind == "force-stopped")
+        .find(|e| e.kind.as_str() == "force-stopped")
         .unwrap();
     assert_eq!(forced.data["spared"], serde_json::json!(["backup"]));
 

@@ -560,7 +560,7 @@ fn floods_of_progress_logs_and_outputs_are_bounded() {
     let events = store.events(record, 0).unwrap();
     let progress: Vec<_> = events
         .iter()
-        .filter(|e| e.kind == "progress" && e.step.as_deref() == Some("progress"))
+        .filter(|e| e.kind.as_str() == "progress" && e.step.as_deref() == Some("progress"))
         .collect();
     assert!(
         !progress.is_empty() && progress.len() < 2_000,

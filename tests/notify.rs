@@ -89,7 +89,7 @@ fn try_journal(dir: &Path) -> Option<Vec<Event>> {
 }
 
 fn of_kind<'a>(events: &'a [Event], kind: &str) -> Vec<&'a Event> {
-    events.iter().filter(|e| e.kind == kind).collect()
+    events.iter().filter(|e| e.kind.as_str() == kind).collect()
 }
 
 /// Every file under `dir`, as text.
@@ -234,9 +234,11 @@ fn a_gate_nobody_can_answer_at_a_terminal_notifies_gate_waiting() {
         let events = try_journal(dir.path())?;
         events
             .iter()
-            .any(|e| e.kind == "gate-asked")
+            .any(|e| e.kind.as_str() == "gate-asked")
             .then_some(())?;
-        let started = events.iter().find(|e| e.kind == "engine-started")?;
+        let started = events
+            .iter()
+            .find(|e| e.kind.as_str() == "engine-started")?;
         started.data["pid"].as_i64()
     });
     assert!(
@@ -299,7 +301,7 @@ fn a_graceful_stop_notifies_stopped_once_the_record_closes() {
         let events = try_journal(dir.path())?;
         events
             .iter()
-            .any(|e| e.kind == "step-started" && e.step.as_deref() == Some("drain"))
+            .any(|e| e.kind.as_str() == "step-started" && e.step.as_deref() == Some("drain"))
             .then_some(())
     });
     let stop = run(dir.path(), &["stop"]);

@@ -251,7 +251,7 @@ fn force_stop_without_a_terminal_and_without_yes_is_refused() {
             .events(site.record().id, 0)
             .unwrap()
             .iter()
-            .all(|e| e.kind != "force-stopped")
+            .all(|e| e.kind.as_str() != "force-stopped")
     );
     assert!(runner.try_wait().unwrap().is_none(), "the run goes on");
 
@@ -719,7 +719,7 @@ fn a_gate_approved_elsewhere_does_not_swallow_the_next_answer_typed_here() {
         .events(site.record().id, 0)
         .unwrap()
         .into_iter()
-        .find(|e| e.kind == "gate-answered" && e.step.as_deref() == Some("second"))
+        .find(|e| e.kind.as_str() == "gate-answered" && e.step.as_deref() == Some("second"))
         .expect("the second gate was answered");
     assert_eq!(answered.data["by"], "terminal");
 }
@@ -767,7 +767,7 @@ fn the_complete_gate_shows_the_verification_figures_before_it_asks() {
         .events(site.record().id, 0)
         .unwrap()
         .into_iter()
-        .find(|e| e.kind == "gate-asked" && e.step.as_deref() == Some("complete"))
+        .find(|e| e.kind.as_str() == "gate-asked" && e.step.as_deref() == Some("complete"))
         .unwrap();
     let shown = asked.data["shown"].as_str().unwrap_or_default();
     for figure in figures {

@@ -20,6 +20,7 @@ use crate::exit;
 use crate::plan::{Plan, PlannedStep};
 use crate::platform::model::{DataUpdateDetails, DataUpdateTask, InstanceId, InstanceList};
 use crate::platform::{Platform, PlatformErrorKind};
+use crate::store::EventKind;
 use crate::store::{Change, CommandKind, Record, RecordId, SqliteStore, StepState};
 
 /// The plugin of the application upgrade, which `runbook service` serves.
@@ -327,7 +328,7 @@ fn journal_items(store: &SqliteStore, record: RecordId, step: &str) -> (String, 
         .unwrap_or_default()
         .into_iter()
         .rev()
-        .find(|e| e.kind == "progress" && e.step.as_deref() == Some(step));
+        .find(|e| e.kind == EventKind::Progress && e.step.as_deref() == Some(step));
     let Some(event) = last else {
         return ("nothing journaled yet".to_owned(), Vec::new());
     };
@@ -617,7 +618,7 @@ fn backup_log(
         .unwrap_or_default()
         .into_iter()
         .rev()
-        .filter(|e| e.kind == "fact" && e.step.as_deref() == Some(step))
+        .filter(|e| e.kind == EventKind::Fact && e.step.as_deref() == Some(step))
         .filter(|e| e.data.get("topic").and_then(Value::as_str) == Some("backup"))
         .find_map(|e| {
             e.data
@@ -720,8 +721,8 @@ fn journal_service(
     done: &Result<String, crate::platform::PlatformError>,
 ) {
     let kind = match action {
-        ServiceAction::Dump => "service-thread-dump",
-        ServiceAction::Restart => "service-restarted",
+        ServiceAction::Dump => EventKind::ServiceThreadDump,
+        ServiceAction::Restart => EventKind::ServiceRestarted,
         ServiceAction::Log => return,
     };
     let by = crate::cli::obligations::operator_identity();
@@ -732,7 +733,7 @@ fn journal_service(
         Ok(_) => {}
     }
     let change = Change::Event {
-        kind: kind.to_owned(),
+        kind,
         step: None,
         data,
     };

@@ -10,6 +10,7 @@ use crate::cli::operator::{self, open};
 use crate::cli::run::{RunFlags, block_on, record_options, run_error};
 use crate::engine::apply;
 use crate::exit;
+use crate::store::EventKind;
 use crate::store::{Change, ObligationState, Record, RecordId, SqliteStore};
 
 /// Who acts: `RUNBOOK_OPERATOR`, else the OS user at this host.
@@ -174,7 +175,7 @@ pub fn waive(state: &Path, record: Option<i64>, obligation: &str, reason: &str) 
     let by = format!("waived by {who}: {reason}");
     let changes = [
         Change::Event {
-            kind: "obligation-waived".into(),
+            kind: EventKind::ObligationWaived,
             step: Some(found.step.clone()),
             data: json!({ "what": found.what, "by": who, "reason": reason }),
         },

@@ -12,6 +12,7 @@ use crate::cli::print_out;
 use crate::engine::apply::live_engine;
 use crate::exit;
 use crate::plugins::process_group;
+use crate::store::EventKind;
 use crate::store::{
     Change, CommandKind, CommandStatus, Record, RecordId, RecordStatus, SqliteStore, StepState,
     StoreError,
@@ -408,7 +409,7 @@ fn force_stop_offline(state: &Path, store: &SqliteStore, record: &Record, args: 
     let by = format!("operator force-stop (marked {word}; no runbook process was running)");
     let left = outstanding_lines(store, record);
     changes.push(Change::Event {
-        kind: "force-stopped".into(),
+        kind: EventKind::ForceStopped,
         step: None,
         data: json!({ "mark": word, "offline": true, "killed": killed, "left": left }),
     });
@@ -572,8 +573,8 @@ fn paused(store: &SqliteStore, record: &Record) -> Option<String> {
     let last_engine = events
         .iter()
         .rev()
-        .find(|e| matches!(e.kind.as_str(), "engine-started" | "engine-exited"));
-    if let Some(e) = last_engine.filter(|e| e.kind == "engine-exited") {
+        .find(|e| matches!(e.kind, EventKind::EngineStarted | EventKind::EngineExited));
+    if let Some(e) = last_engine.filter(|e| e.kind == EventKind::EngineExited) {
         if e.data.get("reason").and_then(Value::as_str) == Some("paused") {
             return Some("the runbook process left it paused".into());
         }
@@ -664,7 +665,7 @@ fn latest_progress(
 ) -> std::collections::HashMap<String, String> {
     let mut map = std::collections::HashMap::new();
     for e in store.events(record, 0).unwrap_or_default() {
-        if let (Some(step), "progress") = (&e.step, e.kind.as_str()) {
+        if let (Some(step), EventKind::Progress) = (&e.step, &e.kind) {
             let done = e.data.get("done").and_then(Value::as_u64).unwrap_or(0);
             let total = e.data.get("total").and_then(Value::as_u64).unwrap_or(0);
             map.insert(step.clone(), format!("{done}/{total}"));

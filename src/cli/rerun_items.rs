@@ -17,6 +17,7 @@ use crate::cli::items::{ItemAction, Selection, is_rerun, planned_step, platform,
 use crate::cli::operator::open;
 use crate::exit;
 use crate::platform::model::{InstanceId, InstanceOutcome, InstanceResult, StoppedInstance};
+use crate::store::EventKind;
 use crate::store::{Change, StepState};
 
 /// Acts on the rerun list when `step` is the rerun of force-stopped
@@ -90,7 +91,7 @@ pub fn item(
     };
     let lines: Vec<String> = results.iter().map(line).collect();
     let change = Change::Event {
-        kind: "item-command".into(),
+        kind: EventKind::ItemCommand,
         step: Some(step.to_owned()),
         data: json!({
             "action": match action { ItemAction::Run => "run", _ => "stop" },

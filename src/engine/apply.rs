@@ -15,6 +15,7 @@ use crate::plan::Plan;
 use crate::platform::Platform;
 use crate::plugins::executor::{Outcome, StepContext, StepEnv, UpgradeInfo};
 use crate::plugins::registry::Registry;
+use crate::store::EventKind;
 use crate::store::{Change, NewRecord, RecordId, RecordStatus, SqliteStore, StepState, StoreError};
 use crate::upgrade::Interrupted;
 
@@ -317,7 +318,7 @@ async fn start(
 
 fn engine_started() -> Change {
     Change::Event {
-        kind: "engine-started".into(),
+        kind: EventKind::EngineStarted,
         step: None,
         data: json!({ "pid": std::process::id() }),
     }
@@ -552,7 +553,7 @@ pub(crate) fn restore(
     let mut state = RunState::new(plan);
     let mut outputs: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     for event in store.events(record, 0)? {
-        if let (Some(step), "step-succeeded") = (&event.step, event.kind.as_str()) {
+        if let (Some(step), EventKind::StepSucceeded) = (&event.step, &event.kind) {
             if let Some(Value::Object(map)) = event.data.get("outputs") {
                 outputs.insert(step.clone(), map.clone().into_iter().collect());
             }

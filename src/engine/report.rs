@@ -11,6 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::plan::Plan;
+use crate::store::EventKind;
 use crate::store::{Change, StepState};
 
 /// The output style.
@@ -136,8 +137,8 @@ impl Reporter {
         else {
             return false;
         };
-        if kind != "progress" || self.bars.is_some() {
-            return kind == "progress" && self.bars.is_some();
+        if *kind != EventKind::Progress || self.bars.is_some() {
+            return *kind == EventKind::Progress && self.bars.is_some();
         }
         let done = data
             .get("done")
@@ -178,7 +179,7 @@ impl Bars {
                 kind,
                 step: Some(step),
                 data,
-            } if kind == "progress" => {
+            } if *kind == EventKind::Progress => {
                 if let Some(bar) = running.get(step) {
                     bar.set_length(
                         data.get("total")
@@ -255,7 +256,7 @@ fn human(plan: &Plan, change: &Change) -> Option<String> {
             kind,
             step: Some(step),
             data,
-        } if kind == "progress" => {
+        } if *kind == EventKind::Progress => {
             let done = data.get("done")?.as_u64()?;
             let total = data.get("total")?.as_u64()?;
             Some(format!("{stamp} {:>9}  {step} {done}/{total}", "progress"))
@@ -264,7 +265,7 @@ fn human(plan: &Plan, change: &Change) -> Option<String> {
             kind,
             step: Some(step),
             data,
-        } if kind == "step-retrying" => Some(format!(
+        } if *kind == EventKind::StepRetrying => Some(format!(
             "{stamp} {:>9}  {step}: {}",
             "retrying",
             data.get("error")?.as_str()?
@@ -273,7 +274,7 @@ fn human(plan: &Plan, change: &Change) -> Option<String> {
             kind,
             step: Some(step),
             data,
-        } if kind == "gate-asked" => Some(format!(
+        } if *kind == EventKind::GateAsked => Some(format!(
             "{stamp} {:>9}  {step}: {}",
             "waiting",
             data.get("prompt")?.as_str()?
@@ -282,13 +283,13 @@ fn human(plan: &Plan, change: &Change) -> Option<String> {
             kind,
             step: Some(step),
             data,
-        } if kind == "obligation-discharged" => Some(format!(
+        } if *kind == EventKind::ObligationDischarged => Some(format!(
             "{stamp} {:>9}  {step}: {} — {}",
             "restored",
             data.get("what")?.as_str()?,
             data.get("by")?.as_str()?
         )),
-        Change::Event { kind, data, .. } if kind == "obligation-left" => {
+        Change::Event { kind, data, .. } if *kind == EventKind::ObligationLeft => {
             let left: Vec<&str> = data
                 .get("obligations")?
                 .as_array()?
@@ -305,12 +306,12 @@ fn human(plan: &Plan, change: &Change) -> Option<String> {
             kind,
             step: Some(step),
             data,
-        } if kind == "undo-started" => Some(format!(
+        } if *kind == EventKind::UndoStarted => Some(format!(
             "{stamp} {:>9}  {step}: putting back {}",
             "undo",
             data.get("what")?.as_str()?
         )),
-        Change::Event { kind, data, .. } if kind == crate::notify::FAILED => Some(format!(
+        Change::Event { kind, data, .. } if *kind == crate::notify::FAILED => Some(format!(
             "{stamp} {:>9}  notification `{}` to {} not delivered: {}",
             "warning",
             data.get("event")?.as_str()?,

@@ -25,6 +25,7 @@ use crate::plan::{Plan, PlannedStep, SkipReason};
 use crate::plugins::executor::{ItemRequest, Milestone, Outcome, StepContext, StepEnv, StepReport};
 use crate::plugins::registry::Registry;
 use crate::runbook::model::{ForceStopMark, OnFailure, Phase};
+use crate::store::EventKind;
 use crate::store::{
     Change, Command, CommandKind, RecordId, RecordStatus, RecordTime, SqliteStore, StepState,
     StoreError,
@@ -346,9 +347,9 @@ impl Engine {
         Change::Step(self.state.row(&self.plan, i))
     }
 
-    fn event(kind: &str, step: Option<&str>, data: Value) -> Change {
+    fn event(kind: EventKind, step: Option<&str>, data: Value) -> Change {
         Change::Event {
-            kind: kind.to_owned(),
+            kind,
             step: step.map(str::to_owned),
             data,
         }
@@ -399,7 +400,7 @@ impl Engine {
         self.state.touch(&self.plan, i);
         changes.push(self.step_change(i));
         changes.push(Self::event(
-            "step-skipped",
+            EventKind::StepSkipped,
             Some(&self.plan.steps[i].id),
             json!({ "reason": detail }),
         ));
@@ -421,7 +422,7 @@ impl Engine {
         changes.push(self.step_change(i));
         let step = &self.plan.steps[i];
         changes.push(Self::event(
-            "step-started",
+            EventKind::StepStarted,
             Some(&step.id),
             json!({ "attempt": attempt }),
         ));
@@ -431,7 +432,7 @@ impl Engine {
             // manager's history.
             self.status = RecordStatus::Upgrading;
             changes.push(Self::event(
-                "status-changed",
+                EventKind::StatusChanged,
                 None,
                 json!({ "status": RecordStatus::Upgrading }),
             ));
@@ -446,7 +447,7 @@ impl Engine {
         if step.phase == Phase::Verify && self.status == RecordStatus::Upgrading {
             self.status = RecordStatus::Verifying;
             changes.push(Self::event(
-                "status-changed",
+                EventKind::StatusChanged,
                 None,
                 json!({ "status": RecordStatus::Verifying }),
             ));
@@ -466,7 +467,7 @@ impl Engine {
         if let Some(shown) = &shown {
             data["shown"] = json!(shown);
         }
-        changes.push(Self::event("gate-asked", Some(&step.id), data));
+        changes.push(Self::event(EventKind::GateAsked, Some(&step.id), data));
         if self.config.decider.interactive {
             self.shown.insert(step.id.clone(), shown);
             if self.terminal.ask(&step.id) {
@@ -647,7 +648,7 @@ impl Engine {
         self.state.touch(&self.plan, i);
         let change = self.step_change(i);
         let event = Self::event(
-            "step-interrupted",
+            EventKind::StepInterrupted,
             Some(&self.plan.steps[i].id),
             json!({ "action": detail }),
         );
@@ -680,7 +681,7 @@ impl Engine {
                 self.state.touch(&plan, i);
                 changes.push(self.step_change(i));
                 changes.push(Self::event(
-                    "step-succeeded",
+                    EventKind::StepSucceeded,
                     Some(&step.id),
                     json!({ "outputs": outputs }),
                 ));
@@ -691,7 +692,11 @@ impl Engine {
                 run.finished_at = Some(now);
                 self.state.touch(&plan, i);
                 changes.push(self.step_change(i));
-                changes.push(Self::event("step-stopped", Some(&step.id), json!({})));
+                changes.push(Self::event(
+                    EventKind::StepStopped,
+                    Some(&step.id),
+                    json!({}),
+                ));
             }
             Outcome::Failed { error }
                 if run.attempt <= step.retry_attempts && self.closing.is_none() =>
@@ -708,7 +713,7 @@ impl Engine {
                 changes.push(self.step_change(i));
                 let data =
                     json!({ "error": error, "attempt": attempt, "wait_seconds": wait.as_secs() });
-                changes.push(Self::event("step-retrying", Some(&step.id), data));
+                changes.push(Self::event(EventKind::StepRetrying, Some(&step.id), data));
                 self.retry_at.insert(i, Instant::now() + wait);
             }
             Outcome::Failed { error } => paused = self.fail_step(i, error, &mut changes),
@@ -735,7 +740,7 @@ impl Engine {
         changes.push(self.step_change(i));
         let policy = format!("{:?}", step.on_failure).to_lowercase();
         changes.push(Self::event(
-            "step-failed",
+            EventKind::StepFailed,
             Some(&step.id),
             json!({ "error": error, "on_failure": policy }),
         ));
@@ -761,7 +766,11 @@ impl Engine {
         }
         self.progress_at.insert(step.to_owned(), Instant::now());
         self.last_progress.insert(step.to_owned(), progress.clone());
-        Some(Self::event("progress", Some(step), json!(progress)))
+        Some(Self::event(
+            EventKind::Progress,
+            Some(step),
+            json!(progress),
+        ))
     }
 
     /// Journals the progress held back for `step` (every step: `None`), so
@@ -808,7 +817,7 @@ impl Engine {
                 // The platform's time stays in the journal.
                 let now = Timestamp::now();
                 let event = Self::event(
-                    "milestone",
+                    EventKind::Milestone,
                     Some(step),
                     json!({ "milestone": milestone, "at": now, "platform_at": at }),
                 );
@@ -838,9 +847,11 @@ impl Engine {
                     None => return Ok(()),
                 }
             }
-            StepReport::Fact { step, topic, data } => {
-                Self::event("fact", Some(step), json!({ "topic": topic, "data": data }))
-            }
+            StepReport::Fact { step, topic, data } => Self::event(
+                EventKind::Fact,
+                Some(step),
+                json!({ "topic": topic, "data": data }),
+            ),
             StepReport::Release { step } => {
                 let Some(i) = self.state.index(step) else {
                     return Ok(());
@@ -849,7 +860,7 @@ impl Engine {
                     return Ok(());
                 }
                 self.state.release(&self.plan, i);
-                Self::event("step-released", Some(step), json!({}))
+                Self::event(EventKind::StepReleased, Some(step), json!({}))
             }
         };
         self.commit(vec![change])
@@ -922,7 +933,7 @@ impl Engine {
         self.state.steps[i].awaiting_gate = false;
         self.state.steps[i].detail = None;
         let event = Self::event(
-            "gate-answered",
+            EventKind::GateAnswered,
             Some(&id),
             json!({ "approved": approved, "by": by }),
         );
@@ -939,7 +950,7 @@ impl Engine {
             let why = format!("`{id}` was declined by {by} before anything ran");
             self.commit(vec![
                 event,
-                Self::event("declined", Some(&id), json!({ "by": by })),
+                Self::event(EventKind::Declined, Some(&id), json!({ "by": by })),
                 Change::Status(RecordStatus::Configuring, None),
             ])?;
             self.status = RecordStatus::Configuring;
@@ -1029,7 +1040,7 @@ impl Engine {
             .map(crate::store::Obligation::describe)
             .collect();
         self.commit(vec![Self::event(
-            "engine-exited",
+            EventKind::EngineExited,
             None,
             json!({
                 "reason": "paused",
@@ -1102,7 +1113,7 @@ impl Engine {
             Some(Closing::Finalised) => Ok(Some(Ending::Succeeded)),
             Some(Closing::Interrupt) => {
                 self.commit(vec![Self::event(
-                    "engine-exited",
+                    EventKind::EngineExited,
                     None,
                     json!({ "reason": "interrupted" }),
                 )])?;
@@ -1145,7 +1156,7 @@ impl Engine {
 
     fn close(&mut self, status: RecordStatus, why: Option<String>) -> Result<(), EngineError> {
         let event = Self::event(
-            "record-closed",
+            EventKind::RecordClosed,
             None,
             json!({ "status": status, "reason": why }),
         );
@@ -1179,7 +1190,7 @@ impl Engine {
                 };
                 if !run {
                     self.commit(vec![Self::event(
-                        "handler-skipped",
+                        EventKind::HandlerSkipped,
                         Some(&handler.id),
                         json!({ "when": cond }),
                     )])?;
@@ -1190,7 +1201,11 @@ impl Engine {
             if matches!(outcome, Outcome::Succeeded { .. }) {
                 succeeded.push(handler.clone());
             }
-            let event = Self::event("handler-finished", Some(&handler.id), json!(outcome));
+            let event = Self::event(
+                EventKind::HandlerFinished,
+                Some(&handler.id),
+                json!(outcome),
+            );
             self.commit(vec![event])?;
             self.flush()?;
         }
@@ -1471,7 +1486,7 @@ impl Engine {
                 text: text.clone(),
             },
             Self::event(
-                "item-command",
+                EventKind::ItemCommand,
                 step,
                 json!({
                     "action": action,
@@ -1487,7 +1502,7 @@ impl Engine {
         if accepted && action == "ack" {
             for item in item_names(&command) {
                 changes.push(Self::event(
-                    "item-acknowledged",
+                    EventKind::ItemAcknowledged,
                     step,
                     json!({ "item": item, "by": by }),
                 ));
@@ -1512,7 +1527,9 @@ impl Engine {
         let events = self.store.events(self.record, 0).unwrap_or_default();
         let confirmed = events
             .iter()
-            .filter(|e| e.kind == "item-acknowledged" && e.step.as_deref() == Some(&step.id))
+            .filter(|e| {
+                e.kind == EventKind::ItemAcknowledged && e.step.as_deref() == Some(&step.id)
+            })
             .filter_map(|e| e.data.get("item").and_then(Value::as_str))
             .map(str::to_owned)
             .collect();
@@ -1534,7 +1551,7 @@ impl Engine {
                     token.cancel();
                 }
                 self.commit(vec![Self::event(
-                    "stop-accepted",
+                    EventKind::StopAccepted,
                     None,
                     json!({ "options": options }),
                 )])?;
@@ -1571,7 +1588,7 @@ impl Engine {
                 let item = item_arg(command).unwrap_or_default().to_owned();
                 let by = by_of(command);
                 let event = Self::event(
-                    "item-acknowledged",
+                    EventKind::ItemAcknowledged,
                     command.step.as_deref(),
                     json!({ "item": item, "by": by }),
                 );
@@ -1657,7 +1674,7 @@ impl Engine {
             .map(|&i| self.plan.steps[i].id.as_str())
             .collect();
         changes.push(Self::event(
-            "force-stopped",
+            EventKind::ForceStopped,
             None,
             json!({ "mark": mark, "spared": spared_ids, "left": self.armed_lines() }),
         ));

@@ -3,12 +3,13 @@
 use serde_json::{Value, json};
 
 use crate::notify::{Delivery, Notifier, NotifyEvent};
+use crate::store::EventKind;
 use crate::store::{Change, Event, RecordId, SqliteStore};
 
 /// The journal entry of a delivered notification.
-pub const DELIVERED: &str = "notify-delivered";
+pub const DELIVERED: EventKind = EventKind::NotifyDelivered;
 /// The journal entry of a notification given up on.
-pub const FAILED: &str = "notify-failed";
+pub const FAILED: EventKind = EventKind::NotifyFailed;
 
 impl Delivery {
     /// The journal entry for this result. It names the target without
@@ -161,7 +162,7 @@ mod tests {
             data,
         };
         let delivered = Event {
-            kind: DELIVERED.into(),
+            kind: DELIVERED,
             ..event.clone()
         };
         let found = warnings(&[delivered, event]);

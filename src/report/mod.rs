@@ -23,6 +23,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::plan::Plan;
+use crate::store::EventKind;
 use crate::store::{Record, RecordId, RecordStatus, SqliteStore, StepRow, hhh_mm_ss};
 
 pub use render::{Format, TemplateError};
@@ -321,8 +322,8 @@ fn ordered_steps(
 /// A graceful-stop handler's run, from the journal (handlers have no step
 /// row of their own).
 fn handler_row(event: &crate::store::Event) -> Option<StepRow> {
-    let (state, detail) = match event.kind.as_str() {
-        "handler-finished" => match event.data.get("outcome").and_then(|o| o.as_str()) {
+    let (state, detail) = match event.kind {
+        EventKind::HandlerFinished => match event.data.get("outcome").and_then(|o| o.as_str()) {
             Some("succeeded") => (crate::store::StepState::Succeeded, String::new()),
             Some("stopped") => (crate::store::StepState::Stopped, String::new()),
             _ => (
@@ -335,7 +336,7 @@ fn handler_row(event: &crate::store::Event) -> Option<StepRow> {
                     .to_owned(),
             ),
         },
-        "handler-skipped" => (crate::store::StepState::Skipped, "condition false".into()),
+        EventKind::HandlerSkipped => (crate::store::StepState::Skipped, "condition false".into()),
         _ => return None,
     };
     Some(StepRow {
@@ -390,11 +391,11 @@ pub fn context(
         if let Some(row) = handler_row(event) {
             rows.retain(|r| r.step != row.step);
             rows.push(row);
-        } else if event.kind == "fact" {
+        } else if event.kind == EventKind::Fact {
             let topic = event.data.get("topic").and_then(|t| t.as_str());
             let data = event.data.get("data").cloned().unwrap_or_default();
             facts.push((step, topic.unwrap_or("fact").to_owned(), data));
-        } else if event.kind == "step-succeeded" {
+        } else if event.kind == EventKind::StepSucceeded {
             if let Some(a) = event
                 .data
                 .pointer("/outputs/answer")

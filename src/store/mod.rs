@@ -15,7 +15,8 @@ mod sqlite;
 pub use error::StoreError;
 pub use history::{HistoryRow, LeftFlipped, hhh_mm_ss, history_rows, render_json, render_table};
 pub use model::{
-    Change, Command, CommandKind, CommandStatus, Event, NewObligation, NewRecord, Obligation,
-    ObligationState, Record, RecordAction, RecordId, RecordStatus, RecordTime, StepRow, StepState,
+    Change, Command, CommandKind, CommandStatus, Event, EventKind, NewObligation, NewRecord,
+    Obligation, ObligationState, Record, RecordAction, RecordId, RecordStatus, RecordTime, StepRow,
+    StepState,
 };
 pub use sqlite::{CatalogEntry, FORMAT_VERSION, Imported, KeptPackage, SqliteStore};

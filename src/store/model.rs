@@ -377,6 +377,226 @@ pub struct StepRow {
     pub detail: Option<String>,
 }
 
+/// What a journal entry records. Written and read by its wire name
+/// (`step-started`, …), so journals, `--events jsonl` and reports read the
+/// same as when kinds were strings; a name this version does not know (a
+/// newer `runbook` wrote it) is kept as [`EventKind::Unknown`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum EventKind {
+    /// An engine took up the record (`runbook run` or `resume`).
+    EngineStarted,
+    /// The engine left the record open (paused, interrupted) and exited.
+    EngineExited,
+    /// The record's status changed.
+    StatusChanged,
+    /// The record reached its final status.
+    RecordClosed,
+    /// An attempt of a step started.
+    StepStarted,
+    /// A step succeeded (resume relies on it: what succeeded is never run again).
+    StepSucceeded,
+    /// An attempt of a step failed.
+    StepFailed,
+    /// A step was skipped (its condition, a decision or an operator).
+    StepSkipped,
+    /// A step ended because the upgrade is stopping.
+    StepStopped,
+    /// A failed attempt will be tried again.
+    StepRetrying,
+    /// A step was running when its engine ended; found by the next one.
+    StepInterrupted,
+    /// A background step let the steps after it start.
+    StepReleased,
+    /// The latest progress a running step reported.
+    Progress,
+    /// A fact a step reported for the report (counts, figures).
+    Fact,
+    /// A point in the upgrade the seed times (maintenance entered, …).
+    Milestone,
+    /// A gate waits for a person.
+    GateAsked,
+    /// A gate was answered.
+    GateAnswered,
+    /// A gate was declined.
+    Declined,
+    /// A graceful-stop handler ran.
+    HandlerFinished,
+    /// A graceful-stop handler's condition was false.
+    HandlerSkipped,
+    /// An operator acted on items of a step.
+    ItemCommand,
+    /// An operator acknowledged an item (asset refresh).
+    ItemAcknowledged,
+    /// A graceful stop was accepted.
+    StopAccepted,
+    /// The upgrade was force-stopped.
+    ForceStopped,
+    /// A step flipped a toggle that must be put back.
+    ObligationArmed,
+    /// A flipped toggle was put back.
+    ObligationDischarged,
+    /// A flipped toggle was left for a person.
+    ObligationLeft,
+    /// A person waived putting a toggle back.
+    ObligationWaived,
+    /// An undo step started.
+    UndoStarted,
+    /// An undo step ended.
+    UndoFinished,
+    /// A notification was delivered.
+    NotifyDelivered,
+    /// A notification could not be delivered.
+    NotifyFailed,
+    /// An operator took a service's thread dump.
+    ServiceThreadDump,
+    /// An operator restarted a service.
+    ServiceRestarted,
+    /// A kind this version does not know, kept as written.
+    Unknown(String),
+}
+
+impl EventKind {
+    /// Every kind this version writes.
+    pub const ALL: [EventKind; 34] = [
+        EventKind::EngineStarted,
+        EventKind::EngineExited,
+        EventKind::StatusChanged,
+        EventKind::RecordClosed,
+        EventKind::StepStarted,
+        EventKind::StepSucceeded,
+        EventKind::StepFailed,
+        EventKind::StepSkipped,
+        EventKind::StepStopped,
+        EventKind::StepRetrying,
+        EventKind::StepInterrupted,
+        EventKind::StepReleased,
+        EventKind::Progress,
+        EventKind::Fact,
+        EventKind::Milestone,
+        EventKind::GateAsked,
+        EventKind::GateAnswered,
+        EventKind::Declined,
+        EventKind::HandlerFinished,
+        EventKind::HandlerSkipped,
+        EventKind::ItemCommand,
+        EventKind::ItemAcknowledged,
+        EventKind::StopAccepted,
+        EventKind::ForceStopped,
+        EventKind::ObligationArmed,
+        EventKind::ObligationDischarged,
+        EventKind::ObligationLeft,
+        EventKind::ObligationWaived,
+        EventKind::UndoStarted,
+        EventKind::UndoFinished,
+        EventKind::NotifyDelivered,
+        EventKind::NotifyFailed,
+        EventKind::ServiceThreadDump,
+        EventKind::ServiceRestarted,
+    ];
+
+    /// The wire name, e.g. `step-started`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            EventKind::EngineStarted => "engine-started",
+            EventKind::EngineExited => "engine-exited",
+            EventKind::StatusChanged => "status-changed",
+            EventKind::RecordClosed => "record-closed",
+            EventKind::StepStarted => "step-started",
+            EventKind::StepSucceeded => "step-succeeded",
+            EventKind::StepFailed => "step-failed",
+            EventKind::StepSkipped => "step-skipped",
+            EventKind::StepStopped => "step-stopped",
+            EventKind::StepRetrying => "step-retrying",
+            EventKind::StepInterrupted => "step-interrupted",
+            EventKind::StepReleased => "step-released",
+            EventKind::Progress => "progress",
+            EventKind::Fact => "fact",
+            EventKind::Milestone => "milestone",
+            EventKind::GateAsked => "gate-asked",
+            EventKind::GateAnswered => "gate-answered",
+            EventKind::Declined => "declined",
+            EventKind::HandlerFinished => "handler-finished",
+            EventKind::HandlerSkipped => "handler-skipped",
+            EventKind::ItemCommand => "item-command",
+            EventKind::ItemAcknowledged => "item-acknowledged",
+            EventKind::StopAccepted => "stop-accepted",
+            EventKind::ForceStopped => "force-stopped",
+            EventKind::ObligationArmed => "obligation-armed",
+            EventKind::ObligationDischarged => "obligation-discharged",
+            EventKind::ObligationLeft => "obligation-left",
+            EventKind::ObligationWaived => "obligation-waived",
+            EventKind::UndoStarted => "undo-started",
+            EventKind::UndoFinished => "undo-finished",
+            EventKind::NotifyDelivered => "notify-delivered",
+            EventKind::NotifyFailed => "notify-failed",
+            EventKind::ServiceThreadDump => "service-thread-dump",
+            EventKind::ServiceRestarted => "service-restarted",
+            EventKind::Unknown(name) => name,
+        }
+    }
+}
+
+impl From<String> for EventKind {
+    fn from(name: String) -> EventKind {
+        EventKind::from(name.as_str())
+    }
+}
+
+impl From<&str> for EventKind {
+    fn from(name: &str) -> EventKind {
+        match name {
+            "engine-started" => EventKind::EngineStarted,
+            "engine-exited" => EventKind::EngineExited,
+            "status-changed" => EventKind::StatusChanged,
+            "record-closed" => EventKind::RecordClosed,
+            "step-started" => EventKind::StepStarted,
+            "step-succeeded" => EventKind::StepSucceeded,
+            "step-failed" => EventKind::StepFailed,
+            "step-skipped" => EventKind::StepSkipped,
+            "step-stopped" => EventKind::StepStopped,
+            "step-retrying" => EventKind::StepRetrying,
+            "step-interrupted" => EventKind::StepInterrupted,
+            "step-released" => EventKind::StepReleased,
+            "progress" => EventKind::Progress,
+            "fact" => EventKind::Fact,
+            "milestone" => EventKind::Milestone,
+            "gate-asked" => EventKind::GateAsked,
+            "gate-answered" => EventKind::GateAnswered,
+            "declined" => EventKind::Declined,
+            "handler-finished" => EventKind::HandlerFinished,
+            "handler-skipped" => EventKind::HandlerSkipped,
+            "item-command" => EventKind::ItemCommand,
+            "item-acknowledged" => EventKind::ItemAcknowledged,
+            "stop-accepted" => EventKind::StopAccepted,
+            "force-stopped" => EventKind::ForceStopped,
+            "obligation-armed" => EventKind::ObligationArmed,
+            "obligation-discharged" => EventKind::ObligationDischarged,
+            "obligation-left" => EventKind::ObligationLeft,
+            "obligation-waived" => EventKind::ObligationWaived,
+            "undo-started" => EventKind::UndoStarted,
+            "undo-finished" => EventKind::UndoFinished,
+            "notify-delivered" => EventKind::NotifyDelivered,
+            "notify-failed" => EventKind::NotifyFailed,
+            "service-thread-dump" => EventKind::ServiceThreadDump,
+            "service-restarted" => EventKind::ServiceRestarted,
+            other => EventKind::Unknown(other.to_owned()),
+        }
+    }
+}
+
+impl From<EventKind> for String {
+    fn from(kind: EventKind) -> String {
+        kind.as_str().to_owned()
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One entry of a record's append-only journal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
@@ -386,8 +606,8 @@ pub struct Event {
     pub record: RecordId,
     /// When it was written.
     pub at: Timestamp,
-    /// What happened, e.g. `step-started`.
-    pub kind: String,
+    /// What happened.
+    pub kind: EventKind,
     /// The step it concerns, if any.
     pub step: Option<String>,
     /// Kind-specific payload.
@@ -509,6 +729,22 @@ pub struct Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_kinds_keep_their_wire_names() {
+        let mut names = std::collections::HashSet::new();
+        for kind in EventKind::ALL {
+            let name = kind.as_str().to_owned();
+            assert!(names.insert(name.clone()), "{name} twice");
+            assert_eq!(EventKind::from(name.as_str()), kind);
+            assert_eq!(serde_json::to_value(&kind).unwrap(), name.as_str());
+        }
+        assert_eq!(EventKind::StepSucceeded.as_str(), "step-succeeded");
+        // A kind written by a newer runbook is kept, not refused.
+        let newer: EventKind = serde_json::from_value("lease-lost".into()).unwrap();
+        assert_eq!(newer, EventKind::Unknown("lease-lost".into()));
+        assert_eq!(serde_json::to_value(&newer).unwrap(), "lease-lost");
+    }
 
     fn name_of<T: Serialize>(value: T) -> String {
         serde_json::to_value(value)
@@ -716,8 +952,8 @@ pub enum Change {
     Step(StepRow),
     /// A journal entry.
     Event {
-        /// What happened, e.g. `step-finished`.
-        kind: String,
+        /// What happened.
+        kind: EventKind,
         /// The step it is about.
         step: Option<String>,
         /// Details.

@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 
 use super::error::StoreError;
 use super::model::{
-    Change, Command, CommandKind, CommandStatus, Event, NewRecord, Record, RecordId, RecordStatus,
-    RecordTime, StepRow,
+    Change, Command, CommandKind, CommandStatus, Event, EventKind, NewRecord, Record, RecordId,
+    RecordStatus, RecordTime, StepRow,
 };
 use codec::{
     ACTIVE, COMMAND_COLUMNS, RECORD_COLUMNS, Ts, command_from_row, event_from_row, record_from_row,
@@ -300,11 +300,11 @@ impl SqliteStore {
     pub fn append_event(
         &self,
         id: RecordId,
-        kind: &str,
+        kind: &EventKind,
         step: Option<&str>,
         data: &serde_json::Value,
     ) -> Result<i64, StoreError> {
-        self.write(|tx| event_tx(tx, id, kind, step, data))
+        self.write(|tx| event_tx(tx, id, kind.as_str(), step, data))
     }
 
     /// A record's journal entries after `after_seq` (0 for all), in order.
@@ -453,7 +453,7 @@ impl SqliteStore {
                 match change {
                     Change::Step(row) => step_tx(tx, id, row)?,
                     Change::Event { kind, step, data } => {
-                        event_tx(tx, id, kind, step.as_deref(), data)?;
+                        event_tx(tx, id, kind.as_str(), step.as_deref(), data)?;
                     }
                     Change::Time(which, at) => time_tx(tx, id, *which, *at)?,
                     Change::Status(status, closed_by) => {
@@ -780,7 +780,7 @@ mod tests {
         let batch = [
             Change::Step(row.clone()),
             Change::Event {
-                kind: "step-finished".into(),
+                kind: EventKind::StepSucceeded,
                 step: Some("a".into()),
                 data: serde_json::json!({"ok": true}),
             },
@@ -795,7 +795,7 @@ mod tests {
         store.set_status(id, RecordStatus::Succeeded, None).unwrap();
         let refused = [
             Change::Event {
-                kind: "late".into(),
+                kind: EventKind::Unknown("late".into()),
                 step: None,
                 data: serde_json::Value::Null,
             },
@@ -887,7 +887,12 @@ mod tests {
         };
         store.upsert_step(id, &step).unwrap();
         let seq = store
-            .append_event(id, "step-failed", Some("backup"), &json!({"exit": 1}))
+            .append_event(
+                id,
+                &EventKind::StepFailed,
+                Some("backup"),
+                &json!({"exit": 1}),
+            )
             .unwrap();
         let cmd = store
             .push_command(id, CommandKind::Retry, Some("backup"), &json!({}))
@@ -1088,7 +1093,12 @@ mod tests {
             let id = if n % 2 == 0 { one } else { two };
             seqs.push(
                 store
-                    .append_event(id, "tick", None, &json!({ "n": n }))
+                    .append_event(
+                        id,
+                        &EventKind::Unknown("tick".into()),
+                        None,
+                        &json!({ "n": n }),
+                    )
                     .unwrap(),
             );
         }
@@ -1208,7 +1218,12 @@ mod tests {
             .create_record(new_record(RecordStatus::Configuring))
             .unwrap();
         store
-            .append_event(id, "configured", None, &json!({}))
+            .append_event(
+                id,
+                &EventKind::Unknown("configured".into()),
+                None,
+                &json!({}),
+            )
             .unwrap();
         store.delete_record(id).unwrap();
         assert!(matches!(store.record(id), Err(StoreError::NotFound(_))));

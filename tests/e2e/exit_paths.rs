@@ -175,16 +175,16 @@ impl Scenario {
         };
         let events = store.events(record.id, 0).unwrap();
         for (at, event) in events.iter().enumerate() {
-            if event.kind != "undo-started" {
+            if event.kind.as_str() != "undo-started" {
                 continue;
             }
             let step = event.step.clone().unwrap();
             let Some(until) = safe_until(&step) else {
                 continue;
             };
-            let started = events[..at]
-                .iter()
-                .any(|e| e.kind == "step-started" && e.step.as_deref() == Some(until.as_str()));
+            let started = events[..at].iter().any(|e| {
+                e.kind.as_str() == "step-started" && e.step.as_deref() == Some(until.as_str())
+            });
             assert!(
                 !started,
                 "{case}: the undo of `{step}` ran after `{until}` had started"
@@ -211,7 +211,7 @@ impl Scenario {
                 .events(site.last_record().id, 0)
                 .unwrap()
                 .iter()
-                .filter(|e| e.kind == "undo-started")
+                .filter(|e| e.kind.as_str() == "undo-started")
                 .count()
         };
         let ran = undos(&self.site);

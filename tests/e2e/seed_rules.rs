@@ -104,7 +104,7 @@ fn facts_of(site: &Site, id: RecordId, topic: &str) -> Vec<Value> {
         .events(id, 0)
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == "fact" && e.data["topic"] == topic)
+        .filter(|e| e.kind.as_str() == "fact" && e.data["topic"] == topic)
         .map(|e| e.data["data"].clone())
         .collect()
 }
@@ -205,27 +205,27 @@ fn the_backup_releases_the_upgrade_at_backing_up_and_does_not_hold_the_end() {
     };
     let backing_up = at(
         &|e| {
-            e.kind == "progress"
+            e.kind.as_str() == "progress"
                 && e.step.as_deref() == Some("backup-database")
                 && e.data.to_string().contains("Backing up")
         },
         "Backing up progress",
     );
     let released = at(
-        &|e| e.kind == "step-released" && e.step.as_deref() == Some("backup-database"),
+        &|e| e.kind.as_str() == "step-released" && e.step.as_deref() == Some("backup-database"),
         "step-released",
     );
     let pre_upgrade = at(
-        &|e| e.kind == "step-started" && e.step.as_deref() == Some("pre-upgrade"),
+        &|e| e.kind.as_str() == "step-started" && e.step.as_deref() == Some("pre-upgrade"),
         "pre-upgrade's start",
     );
     assert!(backing_up < released && released < pre_upgrade);
     let backup_end = at(
-        &|e| e.kind == "step-succeeded" && e.step.as_deref() == Some("backup-database"),
+        &|e| e.kind.as_str() == "step-succeeded" && e.step.as_deref() == Some("backup-database"),
         "the backup's end",
     );
     let complete_end = at(
-        &|e| e.kind == "step-succeeded" && e.step.as_deref() == Some("complete"),
+        &|e| e.kind.as_str() == "step-succeeded" && e.step.as_deref() == Some("complete"),
         "Complete",
     );
     assert!(

@@ -51,7 +51,7 @@ fn a_pause_in_an_unattended_run_exits_5_and_retry_without_a_runner_then_resume_f
     let exited = site
         .events()
         .into_iter()
-        .find(|e| e.kind == "engine-exited")
+        .find(|e| e.kind.as_str() == "engine-exited")
         .expect("the pause is journaled");
     assert_eq!(exited.data["reason"], "paused");
     // The notification command got the event as JSON before runbook exited.
@@ -111,7 +111,7 @@ fn on_pause_wait_gives_up_at_the_deadline_with_exit_5() {
     let exited = site
         .events()
         .into_iter()
-        .find(|e| e.kind == "engine-exited")
+        .find(|e| e.kind.as_str() == "engine-exited")
         .expect("journaled");
     assert!(
         exited.data["waited_seconds"].as_u64().unwrap() >= 1,
@@ -416,7 +416,7 @@ fn a_failure_before_safe_until_runs_the_undo_and_after_it_leaves_the_obligation_
     let waived = site
         .events()
         .into_iter()
-        .find(|e| e.kind == "obligation-waived")
+        .find(|e| e.kind.as_str() == "obligation-waived")
         .unwrap();
     assert_eq!(waived.data["reason"], "drained by hand on purpose");
 }
@@ -520,7 +520,7 @@ on_stop = ["stuck-handler"]
     let finished = site
         .events()
         .into_iter()
-        .find(|e| e.kind == "handler-finished")
+        .find(|e| e.kind.as_str() == "handler-finished")
         .expect("the handler's end is journaled");
     assert!(
         finished.data["error"]

@@ -70,7 +70,7 @@ impl Site {
         let store = self.store();
         let events = store.events(self.record().id, 0).unwrap();
         (events.into_iter())
-            .find(|e| e.kind == kind && pick(&e.data))
+            .find(|e| e.kind.as_str() == kind && pick(&e.data))
             .unwrap_or_else(|| panic!("no `{kind}` entry in the journal"))
     }
 }

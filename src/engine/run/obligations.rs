@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::{Engine, EngineError};
 use crate::plan::PlannedStep;
 use crate::plugins::executor::{Outcome, StepContext};
+use crate::store::EventKind;
 use crate::store::{Change, NewObligation, Obligation, ObligationState};
 
 /// What settling the outstanding obligations did.
@@ -41,7 +42,7 @@ impl Engine {
         }));
         if self.armed.insert(step.id.clone()) {
             changes.push(Self::event(
-                "obligation-armed",
+                EventKind::ObligationArmed,
                 Some(&step.id),
                 json!({
                     "what": undo.what,
@@ -71,7 +72,7 @@ impl Engine {
             self.armed.remove(&step);
             let by = format!("restored by `{id}`");
             changes.push(Self::event(
-                "obligation-discharged",
+                EventKind::ObligationDischarged,
                 Some(&step),
                 json!({ "what": what, "by": by }),
             ));
@@ -130,7 +131,7 @@ impl Engine {
                     self.armed.remove(&obligation.step);
                     self.commit(vec![
                         Self::event(
-                            "obligation-discharged",
+                            EventKind::ObligationDischarged,
                             Some(&obligation.step),
                             json!({ "what": obligation.what, "by": by }),
                         ),
@@ -148,7 +149,7 @@ impl Engine {
         }
         if !settled.left.is_empty() {
             self.commit(vec![Self::event(
-                "obligation-left",
+                EventKind::ObligationLeft,
                 None,
                 json!({ "obligations": settled.left }),
             )])?;
@@ -180,7 +181,7 @@ impl Engine {
             .collect();
         step.retry_attempts = step.retry_attempts.max(2);
         self.commit(vec![Self::event(
-            "undo-started",
+            EventKind::UndoStarted,
             Some(&obligation.step),
             json!({ "what": obligation.what, "uses": step.uses, "with": step.with }),
         )])
@@ -201,7 +202,7 @@ impl Engine {
             Err(why) => json!({ "what": obligation.what, "ok": false, "error": why }),
         };
         let _ = self.commit(vec![Self::event(
-            "undo-finished",
+            EventKind::UndoFinished,
             Some(&obligation.step),
             data,
         )]);

@@ -5,7 +5,8 @@ use rusqlite::Row;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
 use crate::store::model::{
-    Command, CommandKind, CommandStatus, Event, Record, RecordId, RecordStatus, StepRow, StepState,
+    Command, CommandKind, CommandStatus, Event, EventKind, Record, RecordId, RecordStatus, StepRow,
+    StepState,
 };
 use crate::version::Mode;
 
@@ -58,7 +59,7 @@ pub(super) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
         seq: row.get(0)?,
         record: row.get(1)?,
         at: row.get::<_, Ts>(2)?.0,
-        kind: row.get(3)?,
+        kind: EventKind::from(row.get::<_, String>(3)?),
         step: row.get(4)?,
         data: row.get::<_, Json>(5)?.0,
     })
