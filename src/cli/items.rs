@@ -21,7 +21,7 @@ use crate::plan::{Plan, PlannedStep};
 use crate::platform::model::{DataUpdateDetails, DataUpdateTask, InstanceId, InstanceList};
 use crate::platform::{Platform, PlatformErrorKind};
 use crate::store::EventKind;
-use crate::store::{Change, CommandKind, Record, RecordId, SqliteStore, StepState};
+use crate::store::{Change, CommandKind, Record, RecordId, SqliteStore, StepState, Store};
 
 /// The plugin of the application upgrade, which `runbook service` serves.
 const ROLLING_UPGRADE: &str = "platform.rolling-upgrade";
@@ -155,7 +155,7 @@ fn open_step(
 
 /// The record named, else the one in progress, else the latest; and its plan.
 pub(super) fn record_and_plan(
-    store: &SqliteStore,
+    store: &dyn Store,
     record: Option<i64>,
 ) -> Result<(Record, Plan), u8> {
     let found = operator::record_or_latest(store, record)?;
@@ -172,7 +172,7 @@ pub(super) fn record_and_plan(
 }
 
 /// The record's plan, if this build can read it.
-fn plan_of(store: &SqliteStore, record: RecordId) -> Option<Plan> {
+fn plan_of(store: &dyn Store, record: RecordId) -> Option<Plan> {
     let text = store.plan_json(record).ok()?;
     serde_json::from_str(&text).ok()
 }
@@ -188,7 +188,7 @@ pub(super) fn planned_step<'p>(plan: &'p Plan, step: &str) -> Result<&'p Planned
     })
 }
 
-fn step_state(store: &SqliteStore, record: RecordId, step: &str) -> String {
+fn step_state(store: &dyn Store, record: RecordId, step: &str) -> String {
     store
         .steps(record)
         .unwrap_or_default()
@@ -322,7 +322,7 @@ fn task_view(task: &DataUpdateTask) -> ItemView {
 }
 
 /// The items of the step's last journaled progress.
-fn journal_items(store: &SqliteStore, record: RecordId, step: &str) -> (String, Vec<ItemView>) {
+fn journal_items(store: &dyn Store, record: RecordId, step: &str) -> (String, Vec<ItemView>) {
     let last = store
         .events(record, 0)
         .unwrap_or_default()
@@ -510,7 +510,7 @@ pub fn log(state: &Path, record: Option<i64>, step: &str, item: Option<&str>, fo
 
 /// Why `log --follow` stops: the step ended, the record closed, or no
 /// `runbook` process runs the record (nothing would ever write more).
-fn follow_ends(store: &SqliteStore, record: RecordId, step: &str) -> Option<String> {
+fn follow_ends(store: &dyn Store, record: RecordId, step: &str) -> Option<String> {
     match store.record(record) {
         Ok(r) if !r.status.is_active() => {
             return Some(format!("record {record} is {}", r.status.label()));
@@ -575,7 +575,7 @@ impl LogSource {
 /// platform, a database backup's from its file.
 fn item_log_source(
     state: &Path,
-    store: &SqliteStore,
+    store: &dyn Store,
     record: RecordId,
     plan: &Plan,
     step: &PlannedStep,
@@ -608,7 +608,7 @@ fn item_log_source(
 /// A database backup's log file, as the step's last `backup` fact names it.
 fn backup_log(
     state: &Path,
-    store: &SqliteStore,
+    store: &dyn Store,
     record: RecordId,
     step: &str,
     database: &str,
@@ -714,7 +714,7 @@ pub fn service(state: &Path, record: Option<i64>, action: ServiceAction, name: &
 /// Journals a thread dump or a restart (not a log read): who asked, and
 /// whether it worked.
 fn journal_service(
-    store: &SqliteStore,
+    store: &dyn Store,
     record: RecordId,
     action: ServiceAction,
     name: &str,
@@ -744,7 +744,7 @@ fn journal_service(
 
 /// Whether the record's application upgrade is in progress: its step
 /// running, or failed (and waiting for the operator).
-fn upgrade_in_progress(store: &SqliteStore, record: &Record, plan: &Plan) -> Result<(), String> {
+fn upgrade_in_progress(store: &dyn Store, record: &Record, plan: &Plan) -> Result<(), String> {
     if !record.status.is_active() {
         return Err(format!("record {} is {}", record.id, record.status.label()));
     }

@@ -11,7 +11,7 @@ use crate::cli::run::{RunFlags, block_on, record_options, run_error};
 use crate::engine::apply;
 use crate::exit;
 use crate::store::EventKind;
-use crate::store::{Change, ObligationState, Record, RecordId, SqliteStore};
+use crate::store::{Change, ObligationState, Record, RecordId, SqliteStore, Store};
 
 /// Who acts: `RUNBOOK_OPERATOR`, else the OS user at this host.
 pub fn operator_identity() -> String {
@@ -53,7 +53,7 @@ pub fn print_left(state: &Path, record: RecordId) {
 }
 
 /// The record named, else the open one, else the newest with armed obligations.
-fn target(store: &SqliteStore, record: Option<i64>) -> Result<Record, u8> {
+fn target(store: &dyn Store, record: Option<i64>) -> Result<Record, u8> {
     if record.is_some() || matches!(store.active(), Ok(Some(_))) {
         return operator::target(store, record);
     }
@@ -205,7 +205,7 @@ pub fn waive(state: &Path, record: Option<i64>, obligation: &str, reason: &str) 
 
 /// The obligations section of `runbook status`: what is left flipped, and
 /// what was put back or waived.
-pub fn status_section(store: &SqliteStore, record: RecordId) -> String {
+pub fn status_section(store: &dyn Store, record: RecordId) -> String {
     let all = store.obligations(record).unwrap_or_default();
     if all.is_empty() {
         return String::new();

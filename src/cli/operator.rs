@@ -15,7 +15,7 @@ use crate::plugins::process_group;
 use crate::store::EventKind;
 use crate::store::{
     Change, CommandKind, CommandStatus, Record, RecordId, RecordStatus, SqliteStore, StepState,
-    StoreError,
+    Store, StoreError,
 };
 
 /// How long a command waits for the engine's answer.
@@ -50,7 +50,7 @@ fn open_with(
 
 /// The named record, else the one in progress, else the latest (what
 /// `status` and `verify` show after an upgrade closed).
-pub(crate) fn record_or_latest(store: &SqliteStore, record: Option<i64>) -> Result<Record, u8> {
+pub(crate) fn record_or_latest(store: &dyn Store, record: Option<i64>) -> Result<Record, u8> {
     match record {
         Some(_) => target(store, record),
         None => match store.active() {
@@ -63,7 +63,7 @@ pub(crate) fn record_or_latest(store: &SqliteStore, record: Option<i64>) -> Resu
     }
 }
 
-pub(crate) fn target(store: &SqliteStore, record: Option<i64>) -> Result<Record, u8> {
+pub(crate) fn target(store: &dyn Store, record: Option<i64>) -> Result<Record, u8> {
     let found = match record {
         Some(id) => store.record(RecordId(id)).map(Some),
         None => store.active(),
@@ -164,7 +164,7 @@ fn confirm_force_stop(state: &Path, record: Option<i64>, mark: &str) -> Result<b
 /// The armed obligations of a record: what the upgrade changed and has not
 /// restored (e.g. "scheduling paused since 08:33:37 — not restored"), one
 /// line each, shown before a force-stop is confirmed and in its answer.
-pub fn outstanding_lines(store: &SqliteStore, record: &Record) -> Vec<String> {
+pub fn outstanding_lines(store: &dyn Store, record: &Record) -> Vec<String> {
     store
         .armed(record.id)
         .map(|armed| {
@@ -233,7 +233,7 @@ pub fn command(
 /// against the record as it stands, then queued, durably, for the next
 /// `runbook resume` (which applies queued commands before anything else).
 fn queue_offline(
-    store: &SqliteStore,
+    store: &dyn Store,
     record: &Record,
     kind: CommandKind,
     step: Option<&str>,
@@ -284,7 +284,7 @@ fn queue_offline(
 }
 
 fn send_and_wait(
-    store: &SqliteStore,
+    store: &dyn Store,
     record: &Record,
     kind: CommandKind,
     step: Option<&str>,
@@ -376,7 +376,7 @@ fn send_and_wait(
 /// skip, so the record is closed here — and what a crashed runner left
 /// behind goes too: steps it left running are cancelled and their
 /// processes (which outlive the runner by design) are killed.
-fn force_stop_offline(state: &Path, store: &SqliteStore, record: &Record, args: &Value) -> u8 {
+fn force_stop_offline(state: &Path, store: &dyn Store, record: &Record, args: &Value) -> u8 {
     let (status, word) = match args.get("mark").and_then(Value::as_str) {
         Some("succeeded") => (RecordStatus::ForceStoppedSucceeded, "succeeded"),
         _ => (RecordStatus::ForceStoppedFailed, "failed"),
@@ -486,7 +486,7 @@ pub fn status(state: &Path, record: Option<i64>, follow: bool, timeout: Option<D
 /// How often `status --follow` looks at the store.
 const FOLLOW_POLL: Duration = Duration::from_millis(300);
 
-fn follow_record(store: &SqliteStore, id: RecordId, deadline: Option<(Duration, Instant)>) -> u8 {
+fn follow_record(store: &dyn Store, id: RecordId, deadline: Option<(Duration, Instant)>) -> u8 {
     let mut seen = store
         .events(id, 0)
         .map(|e| e.last().map_or(0, |e| e.seq))
@@ -565,7 +565,7 @@ fn outcome_code(status: RecordStatus) -> u8 {
 /// Why an open record waits for an operator with nobody running it: no
 /// live engine, and either the last engine left saying it paused, or a
 /// step failed and is paused (its `on_failure` is "pause").
-fn paused(store: &SqliteStore, record: &Record) -> Option<String> {
+fn paused(store: &dyn Store, record: &Record) -> Option<String> {
     if !matches!(live_engine(store, record.id), Ok(None)) {
         return None;
     }
@@ -599,7 +599,7 @@ fn paused(store: &SqliteStore, record: &Record) -> Option<String> {
     (!failed.is_empty()).then(|| failed.join(", "))
 }
 
-fn describe(store: &SqliteStore, record: &Record) -> String {
+fn describe(store: &dyn Store, record: &Record) -> String {
     let mut out = format!(
         "record {}: {} upgrade {} -> {} ({} {})\nstatus: {}\n",
         record.id,
@@ -660,7 +660,7 @@ fn describe(store: &SqliteStore, record: &Record) -> String {
 }
 
 fn latest_progress(
-    store: &SqliteStore,
+    store: &dyn Store,
     record: RecordId,
 ) -> std::collections::HashMap<String, String> {
     let mut map = std::collections::HashMap::new();

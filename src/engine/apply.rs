@@ -16,7 +16,9 @@ use crate::platform::Platform;
 use crate::plugins::executor::{Outcome, StepContext, StepEnv, UpgradeInfo};
 use crate::plugins::registry::Registry;
 use crate::store::EventKind;
-use crate::store::{Change, NewRecord, RecordId, RecordStatus, SqliteStore, StepState, StoreError};
+use crate::store::{
+    Change, NewRecord, RecordId, RecordStatus, SqliteStore, StepState, Store, StoreError,
+};
 use crate::upgrade::Interrupted;
 
 /// How long `on_pause = "wait"` waits by default.
@@ -116,21 +118,21 @@ pub fn record_dir(state: &Path, record: RecordId) -> PathBuf {
 /// unattended run has every decision, creates the record (taking the
 /// single active-upgrade lock) and runs it.
 pub async fn apply(plan: Plan, options: RunOptions) -> Result<(RecordId, Ending), RunError> {
-    let store = Arc::new(SqliteStore::open(&options.state)?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&options.state)?);
     // An open record comes first: after an unattended run paused, the next
     // run must name it (the platform's version has moved on by then, so
     // the preflight below would only say the plan is stale).
-    refuse_open(&store)?;
+    refuse_open(store.as_ref())?;
     let decider = preflight(&plan, &options).await?;
     // Configuring until the risk declaration is made (the first step
     // starts): declining it leaves no Upgrading, Stopped or Failed record.
-    let record = create(&store, &plan, true)?;
+    let record = create(store.as_ref(), &plan, true)?;
     let _claim = Claim(Arc::clone(&store), record);
     start(&store, record, plan, options, decider).await
 }
 
 /// The open record, named with what it waits for and how to continue it.
-fn refuse_open(store: &SqliteStore) -> Result<(), RunError> {
+fn refuse_open(store: &dyn Store) -> Result<(), RunError> {
     let Some(open) = store.active()? else {
         return Ok(());
     };
@@ -163,7 +165,7 @@ fn refuse_open(store: &SqliteStore) -> Result<(), RunError> {
 
 /// An engine's claim on a record, given up when the engine ends however it
 /// ends (a crash leaves it to the dead-holder check).
-struct Claim(Arc<SqliteStore>, RecordId);
+struct Claim(Arc<dyn Store>, RecordId);
 
 impl Drop for Claim {
     fn drop(&mut self) {
@@ -256,7 +258,7 @@ async fn preflight(plan: &Plan, options: &RunOptions) -> Result<Decider, RunErro
 
 /// A new record in status Configuring; `driven` when this process's engine
 /// starts it now (claimed with its creation), not for a saved one.
-fn create(store: &SqliteStore, plan: &Plan, driven: bool) -> Result<RecordId, RunError> {
+fn create(store: &dyn Store, plan: &Plan, driven: bool) -> Result<RecordId, RunError> {
     Ok(store.create_record(new_record(plan, driven))?)
 }
 
@@ -276,7 +278,7 @@ fn new_record(plan: &Plan, driven: bool) -> NewRecord {
 
 /// Starts a record's upgrade from its first step.
 async fn start(
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn Store>,
     record: RecordId,
     plan: Plan,
     options: RunOptions,
@@ -312,7 +314,7 @@ async fn start(
     // waiting for the last notifications, so that a `resume` or an
     // operator command meanwhile does not wait for this process.
     let _ = store.release(record);
-    crate::notify::settle(store, record, notifier).await;
+    crate::notify::settle(store.as_ref(), record, notifier).await;
     Ok((record, ending))
 }
 
@@ -336,7 +338,7 @@ fn upgrade_info(plan: &Plan, state: &Path, record: RecordId) -> Arc<UpgradeInfo>
 }
 
 fn engine(
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn Store>,
     record: RecordId,
     plan: &Arc<Plan>,
     state: RunState,
@@ -373,7 +375,7 @@ fn engine(
 }
 
 /// The live process driving `record`, other than this one.
-pub fn live_engine(store: &SqliteStore, record: RecordId) -> Result<Option<u32>, StoreError> {
+pub fn live_engine(store: &dyn Store, record: RecordId) -> Result<Option<u32>, StoreError> {
     Ok(store.holder(record)?.map(|(holder, _)| holder.pid))
 }
 
@@ -385,7 +387,7 @@ pub async fn resume(
     record: Option<RecordId>,
     options: RunOptions,
 ) -> Result<(RecordId, Ending), RunError> {
-    let store = Arc::new(SqliteStore::open(&options.state)?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&options.state)?);
     let record = match record {
         Some(r) => store.record(r)?,
         None => store.active()?.ok_or_else(|| {
@@ -427,7 +429,7 @@ pub async fn resume(
         return start(&store, record.id, plan, options, decider).await;
     }
     let plan = Arc::new(plan);
-    let (mut state, interrupted) = restore(&store, record.id, &plan)?;
+    let (mut state, interrupted) = restore(store.as_ref(), record.id, &plan)?;
     let decider = Decider::from_terminal(options.unattended);
     let policy = options
         .interrupted
@@ -489,7 +491,7 @@ pub async fn resume(
     let notifier = engine.notifier();
     let ending = engine.run().await?;
     let _ = store.release(record.id);
-    crate::notify::settle(&store, record.id, notifier).await;
+    crate::notify::settle(store.as_ref(), record.id, notifier).await;
     Ok((record.id, ending))
 }
 
@@ -500,7 +502,7 @@ pub async fn undo_outstanding(
     record: RecordId,
     options: RunOptions,
 ) -> Result<crate::engine::run::Settled, RunError> {
-    let store = Arc::new(SqliteStore::open(&options.state)?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&options.state)?);
     let record = store.record(record)?;
     store.claim(record.id)?;
     let _claim = Claim(Arc::clone(&store), record.id);
@@ -511,7 +513,7 @@ pub async fn undo_outstanding(
         ))
     })?;
     let plan = Arc::new(plan);
-    let (state, _running) = restore(&store, record.id, &plan)?;
+    let (state, _running) = restore(store.as_ref(), record.id, &plan)?;
     let decider = Decider::from_terminal(true);
     let engine = engine(
         &store,
@@ -524,7 +526,7 @@ pub async fn undo_outstanding(
     );
     let notifier = engine.notifier();
     let settled = engine.undo_outstanding().await?;
-    crate::notify::settle(&store, record.id, notifier).await;
+    crate::notify::settle(store.as_ref(), record.id, notifier).await;
     Ok(settled)
 }
 
@@ -546,7 +548,7 @@ async fn ask_rerun(step: &str) -> bool {
 /// Rebuilds the run state from the store: step rows, and the outputs of
 /// finished steps from the journal. Returns the steps that were running.
 pub(crate) fn restore(
-    store: &SqliteStore,
+    store: &dyn Store,
     record: RecordId,
     plan: &Plan,
 ) -> Result<(RunState, Vec<usize>), StoreError> {

@@ -27,8 +27,7 @@ use crate::plugins::registry::Registry;
 use crate::runbook::model::{ForceStopMark, OnFailure, Phase};
 use crate::store::EventKind;
 use crate::store::{
-    Change, Command, CommandKind, RecordId, RecordStatus, RecordTime, SqliteStore, StepState,
-    StoreError,
+    Change, Command, CommandKind, RecordId, RecordStatus, RecordTime, StepState, Store, StoreError,
 };
 
 mod obligations;
@@ -103,7 +102,7 @@ struct ItemAnswered {
 
 /// One upgrade being run.
 pub struct Engine {
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     record: RecordId,
     plan: Arc<Plan>,
     registry: Registry,
@@ -168,7 +167,7 @@ impl Engine {
     /// An engine for `record`, starting from `state` (fresh or recovered).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        store: Arc<SqliteStore>,
+        store: Arc<dyn Store>,
         record: RecordId,
         plan: Arc<Plan>,
         registry: Registry,

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::notify::{Delivery, Notifier, NotifyEvent};
 use crate::store::EventKind;
-use crate::store::{Change, Event, RecordId, SqliteStore};
+use crate::store::{Change, Event, RecordId, Store};
 
 /// The journal entry of a delivered notification.
 pub const DELIVERED: EventKind = EventKind::NotifyDelivered;
@@ -78,7 +78,7 @@ pub fn warnings(events: &[Event]) -> Vec<String> {
 /// flight (no longer than their longest deadline) and journals how they
 /// went, so that one sent just before the process exits is neither lost
 /// nor missing from the record and its report.
-pub async fn settle(store: &SqliteStore, record: RecordId, notifier: Option<Notifier>) {
+pub async fn settle(store: &dyn Store, record: RecordId, notifier: Option<Notifier>) {
     let Some(notifier) = notifier else { return };
     let waiting = notifier.in_flight();
     if waiting > 0 {
@@ -95,7 +95,7 @@ pub async fn settle(store: &SqliteStore, record: RecordId, notifier: Option<Noti
 /// Sends `event` about `record` from outside a running engine (an offline
 /// force-stop, say), waits for the deliveries and journals them. A record
 /// whose plan declares no `[[notify]]` costs nothing.
-pub fn notify_now(store: &SqliteStore, record: RecordId, event: NotifyEvent, payload: Value) {
+pub fn notify_now(store: &dyn Store, record: RecordId, event: NotifyEvent, payload: Value) {
     let Ok(text) = store.plan_json(record) else {
         return;
     };
@@ -123,7 +123,7 @@ pub fn notify_now(store: &SqliteStore, record: RecordId, event: NotifyEvent, pay
 }
 
 /// Journals delivery results and shows the failures as warnings.
-fn journal(store: &SqliteStore, record: RecordId, results: &[Delivery]) {
+fn journal(store: &dyn Store, record: RecordId, results: &[Delivery]) {
     for warning in results.iter().filter_map(Delivery::warning) {
         crate::errln!("warning: {warning}");
     }

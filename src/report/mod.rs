@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::plan::Plan;
 use crate::store::EventKind;
-use crate::store::{Record, RecordId, RecordStatus, SqliteStore, StepRow, hhh_mm_ss};
+use crate::store::{Record, RecordId, RecordStatus, SqliteStore, StepRow, Store, hhh_mm_ss};
 
 pub use render::{Format, TemplateError};
 use results::{DataUpdateView, Facts, TasksView, VerificationView};
@@ -200,7 +200,7 @@ pub struct Report {
 
 impl Report {
     /// Gathers everything from the store.
-    pub fn load(store: &SqliteStore, id: RecordId) -> Result<Report, ReportError> {
+    pub fn load(store: &dyn Store, id: RecordId) -> Result<Report, ReportError> {
         let plan: Plan = serde_json::from_str(&store.plan_json(id)?)?;
         let context = context(store, id, &plan)?;
         Ok(Report { context, plan })
@@ -377,7 +377,7 @@ fn outcome(status: RecordStatus) -> &'static str {
 
 /// Gathers the report's context from the store and the record's plan.
 pub fn context(
-    store: &SqliteStore,
+    store: &dyn Store,
     id: RecordId,
     plan: &Plan,
 ) -> Result<ReportContext, crate::store::StoreError> {

@@ -6,12 +6,14 @@
 //! Configuring, Upgrading or Verifying at a time, enforced by the database so
 //! that it holds across processes.
 
+mod api;
 mod error;
 mod history;
 mod model;
 pub mod process;
 mod sqlite;
 
+pub use api::Store;
 pub use error::StoreError;
 pub use history::{HistoryRow, LeftFlipped, hhh_mm_ss, history_rows, render_json, render_table};
 pub use model::{
