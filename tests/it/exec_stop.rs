@@ -3,8 +3,7 @@
 
 use std::process::Stdio;
 
-mod common;
-use common::{alive, command, until};
+use crate::common::{alive, command, until};
 
 const RUNBOOK: &str = r#"schema = 1
 name = "stoppable"

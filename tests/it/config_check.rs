@@ -2,13 +2,11 @@
 //! packages, keeping a package and writing it back out, and a property test
 //! that no byte string makes the checker panic.
 
-mod common;
-#[path = "common/packages.rs"]
-mod packages;
+use crate::common::packages;
 
 use std::path::Path;
 
-use common::{run, stderr};
+use crate::common::{run, stderr};
 use proptest::prelude::*;
 
 const V: &str = "V5.2.0.01";

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use runbook::store::{Event, Record, RecordStatus, SqliteStore, StepRow, StepState};
 
-#[path = "engine/unattended.rs"]
 mod unattended;
 
 const POLL: Duration = Duration::from_millis(50);

@@ -24,8 +24,6 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-mod common;
-#[path = "postgres_backup/sql.rs"]
 mod sql;
 
 const HOST: &str = "127.0.0.1";

@@ -6,12 +6,10 @@
 //! ends as it would have; a platform that keeps failing fails the step
 //! with a message that says what happened; a wrong token is refused.
 
-mod http_support;
-
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use http_support::{Fault, Proxy, Rule, Served, Site, runbook};
+use crate::http_support::{Fault, Proxy, Rule, Served, Site, runbook};
 use runbook::platform::sim::SimPlatform;
 use runbook::store::{SqliteStore, StepState};
 

@@ -1,15 +1,13 @@
 //! Hostile packages and files: each is refused with a clear error, and
 //! nothing is written anywhere but the state store in the test's folder.
 
-mod common;
-#[path = "common/packages.rs"]
-mod packages;
+use crate::common::packages;
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use common::{run, stderr};
+use crate::common::{run, stderr};
 use zip::write::SimpleFileOptions;
 
 const V: &str = "V5.2.0.01";

@@ -12,8 +12,8 @@ use runbook::plugins::sql::Sql;
 use runbook::store::{SqliteStore, StepState};
 use serde_json::json;
 
-use super::common::{command, stderr};
 use super::{PATIENCE, Step, TableLock, TestDb, error_of, eventually, outputs_of, psql};
+use crate::common::{command, stderr};
 
 /// A folder with `rb.toml` (these steps) and `up.toml`, where the runbook
 /// runs against `db`.

@@ -4,8 +4,7 @@
 
 use std::process::{Command, Stdio};
 
-mod common;
-use common::{run, until};
+use crate::common::{run, until};
 
 fn psql(sql: &str) {
     let out = Command::new("psql")

@@ -2,6 +2,7 @@
 // Each test crate uses a different subset of these.
 #![allow(dead_code)]
 
+pub mod packages;
 pub mod site;
 
 use std::path::Path;

@@ -15,8 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::Value;
 
-mod common;
-use common::{alive, command, stderr, until};
+use crate::common::{alive, command, stderr, until};
 
 use runbook::store::{Event, SqliteStore};
 

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use runbook::store::StepState;
 
-use super::common::{run as runbook, stderr};
 use super::detail;
+use crate::common::{run as runbook, stderr};
 
 const VARS: &str = r#"[vars]
 team = "ops"

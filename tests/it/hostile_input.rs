@@ -2,14 +2,12 @@
 //! first cases): each is refused with a short, located message, quickly,
 //! without a panic, and without echoing the process's secrets.
 
-mod common;
-#[path = "common/packages.rs"]
-mod packages;
+use crate::common::packages;
 
 use std::path::Path;
 use std::process::Output;
 
-use common::{command, stderr};
+use crate::common::{command, stderr};
 
 fn write(dir: &Path, name: &str, text: impl AsRef<[u8]>) {
     std::fs::write(dir.join(name), text).unwrap();

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-mod common;
-use common::{alive, command, stderr, until};
+use crate::common;
+use crate::common::{alive, command, stderr, until};
 
 use runbook::store::{SqliteStore, StepRow, StepState};
 

@@ -15,9 +15,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-mod common;
-use common::{command, stderr, until};
-#[path = "http_plugin/render.rs"]
+use crate::common;
+use crate::common::{command, stderr, until};
 mod render;
 
 use runbook::store::{SqliteStore, StepState};

@@ -31,9 +31,7 @@ use runbook::platform::sim::{SimPlatform, SimSummary};
 use runbook::store::{Event, Record, RecordId, RecordStatus, SqliteStore, StepRow, StepState};
 use runbook::version::Version;
 
-#[path = "e2e/exit_paths.rs"]
 mod exit_paths;
-#[path = "e2e/seed_rules.rs"]
 mod seed_rules;
 
 /// How long one whole upgrade may take before the test gives up on it.

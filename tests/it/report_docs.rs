@@ -11,7 +11,7 @@
 //! hence durations) are wall-clock and are redacted with insta filters, as
 //! are plan digests (they hash the temporary folder's paths).
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Stdio};
 
@@ -19,7 +19,7 @@ use runbook::store::{RecordId, SqliteStore, StepState};
 
 const HOSTILE: &str = "<script>alert(1)</script>";
 
-use common::site::Site;
+use crate::common::site::Site;
 
 /// Report scenarios only this file needs.
 trait Scenarios {

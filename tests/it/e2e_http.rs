@@ -5,11 +5,9 @@
 //! every step's state, and the platform's end state. The token must
 //! appear in nothing the runs leave behind.
 
-mod http_support;
-
 use std::path::Path;
 
-use http_support::{Served, Site, files};
+use crate::http_support::{Served, Site, files};
 use runbook::platform::sim::{SimPlatform, SimSummary};
 use runbook::store::SqliteStore;
 use serde_json::{Value, json};

@@ -1053,10 +1053,10 @@ fn schema_of_the_wrong_type() {
 // ---------------------------------------------------------------------------
 
 const SHIPPED: [&str; 4] = [
-    include_str!("../runbooks/semi-downtime.toml"),
-    include_str!("../runbooks/downtime.toml"),
-    include_str!("../runbooks/zero-downtime.toml"),
-    include_str!("../runbooks/sites/example.toml"),
+    include_str!("../../runbooks/semi-downtime.toml"),
+    include_str!("../../runbooks/downtime.toml"),
+    include_str!("../../runbooks/zero-downtime.toml"),
+    include_str!("../../runbooks/sites/example.toml"),
 ];
 
 /// Loads `text` and renders whatever comes back; the test is that nothing panics.

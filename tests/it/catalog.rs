@@ -1,13 +1,11 @@
 //! `runbook versions`: importing version configurations into the catalog,
 //! refusing invalid ones with every reason, replacing only when told.
 
-mod common;
-#[path = "common/packages.rs"]
-mod packages;
+use crate::common::packages;
 
 use std::path::Path;
 
-use common::{run, stderr};
+use crate::common::{run, stderr};
 
 const MD5: &str = "0123456789abcdef0123456789abcdef";
 

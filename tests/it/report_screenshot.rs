@@ -8,11 +8,9 @@
 //! `RUNBOOK_UPDATE_SCREENSHOT=1` also copies the picture to
 //! `docs/report.png`, the one the README shows.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::site::Site;
+use crate::common::site::Site;
 
 const WIDTH: u32 = 1200;
 const HEIGHT: u32 = 3000;

@@ -5,8 +5,7 @@
 
 use std::path::Path;
 
-mod common;
-use common::run as runbook;
+use crate::common::run as runbook;
 
 const RUNBOOK: &str = "schema = 1\nname = \"saved\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n\
 [[steps]]\nid = \"a\"\nuses = \"exec\"\nwith = { shell = \"echo a >> log.txt\" }\n";

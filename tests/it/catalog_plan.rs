@@ -2,13 +2,11 @@
 //! compatibility, data-update tasks, services, and the configuration
 //! package's verdicts; the `config.check` step runs the same checks.
 
-mod common;
-#[path = "common/packages.rs"]
-mod packages;
+use crate::common::packages;
 
 use std::path::Path;
 
-use common::{run, stderr};
+use crate::common::{run, stderr};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

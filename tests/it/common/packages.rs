@@ -1,5 +1,5 @@
 //! Version files and configuration packages built in code for the tests
-//! (included with `#[path]` by the tests that need them).
+//! (`crate::common::packages`).
 #![allow(dead_code)]
 
 use std::io::Write;

@@ -4,7 +4,7 @@
 //! names its cause, and the commands that only read still work on a full
 //! disk; two stores in one folder keep their record files apart.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,8 +1,7 @@
 //! The completion report: written next to the record when it closes and
 //! printed by `runbook report`, from the record alone.
 
-mod common;
-use common::run as runbook;
+use crate::common::run as runbook;
 
 #[test]
 fn a_closed_record_has_a_report_with_its_status_timeline_and_failures() {

@@ -7,12 +7,12 @@
 //! Nothing here sleeps to wait for a condition: every wait polls and fails
 //! after a deadline.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use common::until;
+use crate::common::until;
 use runbook::store::{Change, Record, RecordStatus, SqliteStore, StepRow, StepState};
 
 const HEADER: &str = "schema = 1\nname = \"t\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n";
@@ -777,5 +777,4 @@ fn the_complete_gate_shows_the_verification_figures_before_it_asks() {
     assert_eq!(site.wait_file("run.code"), "0", "{}", tmux.screen());
 }
 
-#[path = "operator_cli/items.rs"]
 mod items;
