@@ -9,7 +9,8 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::http_support::{Fault, Proxy, Rule, Served, Site, runbook};
+use crate::common::command;
+use crate::http_support::{Fault, Proxy, Rule, Served, Site};
 use runbook::platform::sim::SimPlatform;
 use runbook::store::{SqliteStore, StepState};
 
@@ -187,8 +188,7 @@ fn a_connection_dropped_mid_step_is_retried_and_the_work_is_done_once() {
 }
 
 fn spawn_run(site: &Site, upgrade: &str, token: &str) -> Child {
-    runbook()
-        .current_dir(site.dir.path())
+    command(site.dir.path())
         .args(["run", upgrade, "--yes", "--events", "jsonl"])
         .env("RUNBOOK_PLATFORM_TOKEN", token)
         .stdout(Stdio::null())

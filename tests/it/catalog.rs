@@ -174,7 +174,7 @@ fn showing_a_version_not_in_the_catalog_says_how_to_add_it() {
 /// `runbook ARGS` on a pseudo-terminal (util-linux `script`), typing `input`.
 fn on_terminal(dir: &Path, args: &str, input: &str) -> std::process::Output {
     use std::io::Write;
-    let command = format!("{} {args}", env!("CARGO_BIN_EXE_runbook"));
+    let command = format!("{} {args}", crate::common::EXE);
     let mut child = std::process::Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .current_dir(dir)

@@ -1,7 +1,9 @@
 //! The command line as an operator uses it: exit codes, messages on
 //! stderr, files written.
 
-use std::process::{Command, Output};
+use std::process::Output;
+
+use crate::common::command;
 
 /// Runs the binary in a fresh folder, so that no `.runbook/` left behind in
 /// the source tree (by the README's main job, say) changes what it sees.
@@ -16,9 +18,8 @@ fn runbook(args: &[&str]) -> Output {
         })
         .collect();
     let cwd = tempfile::tempdir().expect("temp dir");
-    Command::new(env!("CARGO_BIN_EXE_runbook"))
+    command(cwd.path())
         .args(&args)
-        .current_dir(cwd.path())
         .output()
         .expect("the runbook binary runs")
 }
@@ -125,7 +126,7 @@ fn schema_command_prints_the_checked_in_schema() {
 fn the_current_version_comes_from_or_is_checked_against_the_platform() {
     let dir = tempfile::tempdir().unwrap();
     let sim = dir.path().join("sim.json");
-    let init = Command::new(env!("CARGO_BIN_EXE_runbook"))
+    let init = command(dir.path())
         .args([
             "sim",
             "init",

@@ -27,9 +27,7 @@ fn site() -> tempfile::TempDir {
 
 fn runbook(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = common::command(dir);
-    cmd.args(args)
-        .env_remove("RUNBOOK_STATE")
-        .env_remove("RUST_LOG");
+    cmd.args(args);
     cmd
 }
 

@@ -32,12 +32,8 @@ fn runbook_text() -> String {
 const UPGRADE: &str = "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n[decisions]\ninterrupted = \"rerun\"\n";
 
 fn runbook(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
-    cmd.args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut cmd = crate::common::command(dir);
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
     cmd
 }
 

@@ -207,12 +207,8 @@ impl Site {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env_remove("RUNBOOK_STATE")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null());
+        let mut cmd = crate::common::command(self.dir.path());
+        cmd.args(args);
         cmd
     }
 

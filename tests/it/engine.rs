@@ -15,6 +15,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::common;
 use runbook::store::{Event, Record, RecordStatus, SqliteStore, StepRow, StepState};
 
 mod unattended;
@@ -120,12 +121,8 @@ impl Site {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env_remove("RUNBOOK_STATE")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null());
+        let mut cmd = common::command(self.dir.path());
+        cmd.args(args);
         cmd
     }
 
@@ -894,7 +891,7 @@ fn script_available() -> bool {
 /// `runbook run up.toml` on a pseudo-terminal; returns the `script` process
 /// with its standard input (what is "typed") piped.
 fn spawn_on_terminal(site: &Site) -> (Child, std::process::ChildStdin) {
-    let line = format!("'{}' run up.toml", env!("CARGO_BIN_EXE_runbook"));
+    let line = format!("'{}' run up.toml", common::EXE);
     let mut child = Command::new("script")
         .args(["-qfec", &line, "/dev/null"])
         .current_dir(site.path("."))

@@ -307,10 +307,7 @@ fn a_hostile_version_file_cannot_rewrite_the_terminal() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let line = format!(
-        "'{}' versions show V5.2.0.01",
-        env!("CARGO_BIN_EXE_runbook")
-    );
+    let line = format!("'{}' versions show V5.2.0.01", crate::common::EXE);
     let shown = std::process::Command::new("script")
         .args(["-qfec", &line, "/dev/null"])
         .current_dir(dir.path())

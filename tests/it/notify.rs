@@ -219,7 +219,7 @@ fn a_gate_nobody_can_answer_at_a_terminal_notifies_gate_waiting() {
         "[[notify]]\non = [\"gate-waiting\", \"succeeded\"]\nexec = [\"./hook.sh\"]\n",
     );
     recorder(dir.path());
-    let line = format!("'{}' run up.toml", env!("CARGO_BIN_EXE_runbook"));
+    let line = format!("'{}' run up.toml", crate::common::EXE);
     let mut terminal = std::process::Command::new("script")
         .args(["-qfec", &line, "/dev/null"])
         .current_dir(dir.path())

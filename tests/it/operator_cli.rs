@@ -111,9 +111,7 @@ impl Site {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = common::command(self.dir.path());
-        cmd.args(args)
-            .env_remove("RUNBOOK_STATE")
-            .env_remove("RUST_LOG");
+        cmd.args(args);
         cmd
     }
 
@@ -389,7 +387,7 @@ fn on_a_terminal_force_stop_shows_the_warning_and_asks_for_the_mark() {
     ));
     let mut runner = site.start();
     site.wait_state("main", StepState::Running);
-    let exe = env!("CARGO_BIN_EXE_runbook");
+    let exe = common::EXE;
     let script =
         |code: &str| format!("'{exe}' force-stop --mark failed; echo $? > {code}; exec sleep 600");
 
@@ -680,7 +678,7 @@ fn a_gate_approved_elsewhere_does_not_swallow_the_next_answer_typed_here() {
          [[steps]]\nid = \"second\"\nuses = \"gate\"\nneeds = [\"work\"]\ngate = { kind = \"confirm\", prompt = \"Second question?\" }\n\n\
          [[steps]]\nid = \"after\"\nuses = \"exec\"\nneeds = [\"second\"]\nwith = { shell = \"touch after.done\" }\n",
     );
-    let exe = env!("CARGO_BIN_EXE_runbook");
+    let exe = common::EXE;
     let tmux = Tmux::start(
         site.dir.path(),
         &format!("'{exe}' run up.toml; echo $? > run.code; exec sleep 600"),
@@ -742,7 +740,7 @@ fn the_complete_gate_shows_the_verification_figures_before_it_asks() {
     std::fs::write(&up, format!("{text}\n[platform]\nkind = \"sim\"\n")).unwrap();
     let init = site.run(&["sim", "init", "--version", "5.0.0", "--time-scale", "0"]);
     assert_code(&init, 0, "sim init");
-    let exe = env!("CARGO_BIN_EXE_runbook");
+    let exe = common::EXE;
     let tmux = Tmux::start(
         site.dir.path(),
         &format!("'{exe}' run up.toml; echo $? > run.code; exec sleep 600"),

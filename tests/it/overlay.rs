@@ -602,9 +602,8 @@ fn plan_says_what_the_site_changed_in_the_stop_rules() {
             "runbook = \"base.toml\"\nsite = \"site.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\nmode = \"downtime\"\n",
         ),
     ]);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+    let out = crate::common::command(dir.path())
         .args(["plan", "up.toml"])
-        .current_dir(dir.path())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -697,9 +696,8 @@ fn a_step_nothing_needs_and_that_needs_nothing_is_a_warning_not_an_error() {
     assert!(rb.warnings.iter().all(|d| d.is_warning()));
 
     // `validate` prints them and succeeds.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+    let out = crate::common::command(dir.path())
         .args(["validate", "site.toml"])
-        .current_dir(dir.path())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -4,7 +4,7 @@
 
 use std::process::{Command, Stdio};
 
-use crate::common::{run, until};
+use crate::common::{command, run, until};
 
 fn psql(sql: &str) {
     let out = Command::new("psql")
@@ -64,10 +64,8 @@ fn retry_with_an_item_backs_up_only_that_database_again() {
          [decisions]\non_pause = \"wait\"\npause_deadline = \"10m\"\n",
     )
     .unwrap();
-    let mut runner = Command::new(env!("CARGO_BIN_EXE_runbook"))
+    let mut runner = command(dir.path())
         .args(["run", "up.toml", "--yes"])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

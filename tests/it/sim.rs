@@ -538,7 +538,7 @@ fn the_sim_command_creates_shows_advances_and_resets() {
     let state = dir.path().join("s.json");
     let state = state.to_str().unwrap();
     let runbook = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        crate::common::command(dir.path())
             .args(args)
             .output()
             .unwrap()

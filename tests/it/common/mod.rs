@@ -1,6 +1,5 @@
-//! Helpers shared by the integration tests that drive the binary.
-// Each test crate uses a different subset of these.
-#![allow(dead_code)]
+//! Helpers the test modules share; [`command`] is the one way to start
+//! the binary.
 
 pub mod packages;
 pub mod site;
@@ -9,19 +8,37 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary under test (for the command lines of `script` and tmux;
+/// everything else starts it with [`command`]).
+pub const EXE: &str = env!("CARGO_BIN_EXE_runbook");
+
+/// Variables of the test's own environment that would change what
+/// `runbook` does; no test sets them, and a child never inherits them.
+const NOT_INHERITED: [&str; 4] = [
+    "RUNBOOK_STATE",
+    "RUNBOOK_SIM_TOKEN",
+    "RUNBOOK_PLATFORM_TOKEN",
+    "RUST_LOG",
+];
+
+/// A `runbook` command in `dir`, with no standard input. Tests run on
+/// parallel threads of one process: what a child needs in its environment
+/// is given with `Command::env`, never set in the process.
+pub fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(EXE);
+    cmd.current_dir(dir).stdin(Stdio::null());
+    for var in NOT_INHERITED {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 /// `runbook ARGS` in `dir`, with no standard input; waits for it.
 pub fn run(dir: &Path, args: &[&str]) -> Output {
     command(dir)
         .args(args)
         .output()
         .expect("the runbook binary runs")
-}
-
-/// A `runbook` command in `dir`, with no standard input.
-pub fn command(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
-    cmd.current_dir(dir).stdin(Stdio::null());
-    cmd
 }
 
 /// Standard error as text.

@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,16 +16,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 
-/// The binary under test.
-pub fn runbook() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
-    cmd.env_remove("RUNBOOK_STATE")
-        .env_remove("RUNBOOK_SIM_TOKEN")
-        .env_remove("RUNBOOK_PLATFORM_TOKEN")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
-    cmd
-}
+use crate::common::command;
 
 /// `runbook sim serve` running in the background.
 pub struct Served {
@@ -55,8 +46,7 @@ impl Served {
                 .unwrap()
                 .as_nanos()
         ));
-        let mut child = runbook()
-            .current_dir(dir)
+        let mut child = command(dir)
             .args(["sim", "serve", "--state"])
             .arg(state)
             .args(args)
@@ -146,8 +136,8 @@ impl Site {
 
     /// `runbook ARGS` here, to its end.
     pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = runbook();
-        cmd.current_dir(self.dir.path()).args(args);
+        let mut cmd = command(self.dir.path());
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
