@@ -7,9 +7,9 @@
 //! with a message that says what happened; a wrong token is refused.
 
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::command;
+use crate::common::{command, until_within};
 use crate::http_support::{Fault, Proxy, Rule, Served, Site};
 use runbook::platform::sim::SimPlatform;
 use runbook::store::{SqliteStore, StepState};
@@ -213,31 +213,27 @@ fn a_platform_that_keeps_failing_fails_the_step_with_what_happened() {
     );
     let upgrade = site.http_upgrade("zero-downtime", &proxy.url, "attempts = 3\n");
     let mut run = spawn_run(&site, &upgrade, &served.token);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let detail = loop {
-        assert!(
-            Instant::now() < deadline,
-            "the rolling upgrade never failed"
-        );
-        // Unattended, the paused run exits 5 and leaves the record open.
-        if let Ok(Some(status)) = run.try_wait() {
-            assert_eq!(status.code(), Some(5), "the run ended instead of pausing");
-        }
-        let failed = SqliteStore::open(site.path(".runbook/state.db"))
-            .ok()
-            .and_then(|s| {
-                let id = s.history().ok()?.first()?.id;
-                s.steps(id).ok()
-            })
-            .and_then(|rows| {
-                rows.into_iter()
-                    .find(|r| r.step == "rolling-upgrade" && r.state == StepState::Failed)
-            });
-        if let Some(row) = failed {
-            break row.detail.unwrap_or_default();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let failed = until_within(
+        Duration::from_secs(60),
+        "the rolling upgrade to fail",
+        || {
+            // Unattended, the paused run exits 5 and leaves the record open.
+            if let Ok(Some(status)) = run.try_wait() {
+                assert_eq!(status.code(), Some(5), "the run ended instead of pausing");
+            }
+            SqliteStore::open(site.path(".runbook/state.db"))
+                .ok()
+                .and_then(|s| {
+                    let id = s.history().ok()?.first()?.id;
+                    s.steps(id).ok()
+                })
+                .and_then(|rows| {
+                    rows.into_iter()
+                        .find(|r| r.step == "rolling-upgrade" && r.state == StepState::Failed)
+                })
+        },
+    );
+    let detail = failed.detail.unwrap_or_default();
     assert!(detail.contains("503"), "{detail}");
     assert!(detail.contains("gave up after 3 attempts"), "{detail}");
     assert!(!detail.contains(&served.token));

@@ -31,6 +31,8 @@ use runbook::platform::sim::{SimPlatform, SimSummary};
 use runbook::store::{Event, Record, RecordId, RecordStatus, SqliteStore, StepRow, StepState};
 use runbook::version::Version;
 
+use crate::common::until;
+
 mod exit_paths;
 mod seed_rules;
 
@@ -39,8 +41,6 @@ const RUN_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a short command (`sim init`, `history`, `stop`...) may take;
 /// operator commands wait up to 15 s for the engine's answer.
 const COMMAND_DEADLINE: Duration = Duration::from_secs(30);
-/// How long the test waits for a running upgrade to reach a state.
-const STATE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The site overlay (tests/fixtures/e2e) that makes the downtime runbook's
 /// force-stop and data-update steps pause at their first failure.
@@ -341,24 +341,9 @@ fn v(text: &str) -> Version {
     text.parse().unwrap()
 }
 
-/// Polls `probe` until it answers, failing the test after the deadline.
-fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(found) = probe() {
-            return found;
-        }
-        assert!(
-            start.elapsed() < STATE_DEADLINE,
-            "timed out after {STATE_DEADLINE:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The only record, once the run has created it.
 fn wait_for_record(site: &Site, run: &mut Background) -> RecordId {
-    wait_for("the run to create its record", || {
+    until("the run to create its record", || {
         if !run.is_running() {
             let (out, err) = run.output();
             panic!(
@@ -381,7 +366,7 @@ fn wait_for_step(
     step: &str,
     state: StepState,
 ) -> StepRow {
-    wait_for(&format!("`{step}` to be {state}"), || {
+    until(&format!("`{step}` to be {state}"), || {
         if !run.is_running() {
             let (out, err) = run.output();
             panic!(
@@ -1162,7 +1147,7 @@ fn a_graceful_stop_while_tasks_are_force_stopped_restores_the_platform() {
     let id = wait_for_record(&site, &mut run);
     wait_for_step(&site, &mut run, id, "force-stop-tasks", StepState::Running);
     // Stop once a few instances are force-stopped, so there are some to rerun.
-    wait_for("three instances to be force-stopped", || {
+    until("three instances to be force-stopped", || {
         let platform = SimPlatform::open(&sim_path).ok()?.summary();
         (platform.instances.stopped >= 3).then_some(())
     });

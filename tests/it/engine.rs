@@ -5,7 +5,7 @@
 //! states, files written by the steps, messages.
 //!
 //! Nothing here sleeps to wait for a condition: every wait polls the store,
-//! a file or the process every 50 ms and fails after a generous deadline.
+//! a file or the process every 20 ms and fails after a generous deadline.
 //! Steps that must stay open hold on a flag file the test creates, so the
 //! timing never depends on the machine's speed.
 
@@ -20,7 +20,6 @@ use runbook::store::{Event, Record, RecordStatus, SqliteStore, StepRow, StepStat
 
 mod unattended;
 
-const POLL: Duration = Duration::from_millis(50);
 const DEADLINE: Duration = Duration::from_secs(20);
 
 const HEADER: &str = "schema = 1\nname = \"t\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n";
@@ -40,34 +39,9 @@ fn hold(name: &str) -> String {
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// Polls `f` every 50 ms until it gives a value; panics after the deadline.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {DEADLINE:?} waiting for {what}"
-        );
-        std::thread::sleep(POLL);
-    }
-}
-
-/// Whether a process exists and is not a zombie (PID 1 here reaps orphans
-/// only now and then, so a killed orphan can linger as a zombie).
-fn pid_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => false,
-        Ok(stat) => {
-            let state = stat
-                .rsplit(')')
-                .next()
-                .and_then(|rest| rest.trim_start().chars().next());
-            state != Some('Z') && state != Some('X')
-        }
-    }
+/// Polls `f` (see [`common::until_within`]); panics after [`DEADLINE`].
+fn eventually<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    common::until_within(DEADLINE, what, f)
 }
 
 fn stderr(out: &Output) -> String {
@@ -535,7 +509,7 @@ with = { shell = "echo after >> log.txt" }
     assert!(!site.path("log.txt").exists(), "the dependent never ran");
     let pid = site.wait_pid_file("slow.pid");
     eventually("the timed-out process to be killed", || {
-        (!pid_alive(pid)).then_some(())
+        (!common::alive(pid)).then_some(())
     });
 }
 
@@ -1269,7 +1243,7 @@ on_stop = ["h1"]
     assert_runner_exit(&mut runner, 3);
     assert_eq!(site.record().status, RecordStatus::ForceStoppedFailed);
     eventually("the handler's process to be killed", || {
-        (!pid_alive(pid)).then_some(())
+        (!common::alive(pid)).then_some(())
     });
     assert!(!site.path("log.txt").exists());
 }
@@ -1316,7 +1290,7 @@ fn force_stop_at_any_step_cancels_it_kills_its_process_and_closes_the_record() {
         let mut runner = site.start();
         site.wait_state(stuck, StepState::Running);
         let pid = site.wait_pid_file(&format!("{stuck}.pid"));
-        assert!(pid_alive(pid), "{case}");
+        assert!(common::alive(pid), "{case}");
 
         let out = site.run(&["force-stop", "--mark", mark, "--yes"]);
         assert_exit(&out, 0);
@@ -1346,7 +1320,7 @@ fn force_stop_at_any_step_cancels_it_kills_its_process_and_closes_the_record() {
         assert_eq!(row.state, StepState::Cancelled, "{case}");
         assert!(row.detail.unwrap().contains("force-stop"), "{case}");
         eventually(&format!("{case}: the step's process to be killed"), || {
-            (!pid_alive(pid)).then_some(())
+            (!common::alive(pid)).then_some(())
         });
 
         let n: usize = stuck[1..].parse().unwrap();
@@ -1430,7 +1404,7 @@ spares = ["backup"]
     );
     site.wait_state("main", StepState::Cancelled);
     eventually("main's process to be killed", || {
-        (!pid_alive(pid)).then_some(())
+        (!common::alive(pid)).then_some(())
     });
     // …but the spared backup goes on, and the process waits for it.
     assert_eq!(site.state("backup"), Some(StepState::Running));
@@ -1461,13 +1435,13 @@ fn force_stop_after_the_runner_died_cancels_the_step_and_kills_its_child() {
     site.wait_state("main", StepState::Running);
     let pid = site.wait_pid_file("main.pid");
     runner.kill();
-    assert!(pid_alive(pid), "the exec child outlives its runner");
+    assert!(common::alive(pid), "the exec child outlives its runner");
     let out = site.run(&["force-stop", "--mark", "failed", "--yes"]);
     assert_exit(&out, 0);
     assert_eq!(site.record().status, RecordStatus::ForceStoppedFailed);
     assert_eq!(site.state("main"), Some(StepState::Cancelled));
     eventually("the orphaned child to be killed", || {
-        (!pid_alive(pid)).then_some(())
+        (!common::alive(pid)).then_some(())
     });
 }
 
@@ -1602,7 +1576,7 @@ with = { shell = "echo next >> log.txt" }
     site.wait_state("once", StepState::Running);
     let pid = site.wait_pid_file(".runbook/records/1/exec/once.1.pid");
     runner.kill();
-    assert!(pid_alive(pid), "the step's child outlives the runner");
+    assert!(common::alive(pid), "the step's child outlives the runner");
     assert_eq!(site.record().status, RecordStatus::Upgrading);
     assert!(
         !site.path("log.txt").exists(),
@@ -1691,7 +1665,7 @@ with = { shell = "sleep 30; echo migrated >> log.txt" }
     )
     .unwrap();
     eventually("the step's child to die", || {
-        (!pid_alive(pid)).then_some(())
+        (!common::alive(pid)).then_some(())
     });
     let resume = site.run(&["resume", "--yes"]);
     assert_exit(&resume, 2);
@@ -1780,7 +1754,7 @@ with = {{ shell = "echo second >> log.txt" }}
     );
     assert_eq!(site.record().status, RecordStatus::Upgrading);
     eventually("the interrupted step's process to be stopped", || {
-        (!pid_alive(pid)).then_some(())
+        (!common::alive(pid)).then_some(())
     });
 
     site.touch("go");

@@ -167,19 +167,6 @@ fn pg_dumps_of(db: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// Whether a process is gone (or a zombie nobody has reaped yet).
-fn process_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-    }
-}
-
 /// Polls `done` until it holds; a process ending is not something to await.
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -721,7 +708,9 @@ async fn a_force_stop_in_the_middle_of_a_large_table_ends_that_pg_dump() {
         "the dump ended first"
     );
 
-    eventually("pg_dump to end", || process_gone(pid)).await;
+    // Gone, or a zombie nobody has reaped yet.
+    let pid = i32::try_from(pid).unwrap();
+    eventually("pg_dump to end", || !crate::common::alive(pid)).await;
     assert_eq!(pg_dumps_of(&db.name), "");
     assert_eq!(file_names(dir.path()), [format!("{}.log", db.name)]);
 }

@@ -1,5 +1,5 @@
-//! Helpers the test modules share; [`command`] is the one way to start
-//! the binary.
+//! Helpers the test modules share: [`command`] is the one way to start
+//! the binary, [`until`] the one polling loop.
 
 pub mod packages;
 pub mod site;
@@ -46,24 +46,37 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Polls `f` every 50 ms until it gives a value; fails after 30 s.
-pub fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// How long [`until`] waits.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Polls `f` every 20 ms until it gives a value; fails after [`PATIENCE`].
+pub fn until<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    until_within(PATIENCE, what, f)
+}
+
+/// Polls `f` every 20 ms until it gives a value; fails after `deadline`.
+pub fn until_within<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            started.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-/// Whether a process runs (a zombie does not).
+/// Whether a process runs: it exists and is not a zombie (PID 1 here
+/// reaps orphans only now and then, so a killed orphan can linger as one).
 pub fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit(')')
+        let state = s
+            .rsplit(')')
             .next()
-            .and_then(|r| r.trim_start().chars().next())
-            != Some('Z')
+            .and_then(|r| r.trim_start().chars().next());
+        state != Some('Z') && state != Some('X')
     })
 }

@@ -365,7 +365,7 @@ fn sigkill_or_ctrl_c_at_many_points_then_resume_or_undo_keeps_the_property() {
             );
             let scenario = Scenario::new(mode, &point, Boom::Hold);
             let run = scenario.site.start_upgrade(&scenario.upgrade);
-            wait_for("boom to hold", || {
+            until("boom to hold", || {
                 scenario.site.path("holding").exists().then_some(())
             });
             let pid = i32::try_from(run.child.id()).unwrap();

@@ -424,11 +424,9 @@ fn dataservice_apis_per_mode() {
     ] {
         let s = Scenario::new(mode, after, Boom::Hold);
         let run = s.site.start_upgrade(&s.upgrade);
-        let started = Instant::now();
-        while !s.site.path("holding").exists() {
-            assert!(started.elapsed() < STATE_DEADLINE, "{after} never held");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        until(&format!("{after} to hold"), || {
+            s.site.path("holding").exists().then_some(())
+        });
         let apis = SimPlatform::open(&s.sim_path)
             .unwrap()
             .summary()
