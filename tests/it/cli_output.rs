@@ -11,18 +11,11 @@ use std::process::{Command, Output, Stdio};
 
 use runbook::store::{RecordStatus, SqliteStore};
 
-const RUNBOOK: &str = "schema = 1\nname = \"t\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n\
-[[steps]]\nid = \"only\"\nuses = \"exec\"\nwith = { shell = \"echo done\" }\n";
-
-const UPGRADE: &str =
-    "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n";
+const STEPS: &str = "[[steps]]\nid = \"only\"\nuses = \"exec\"\nwith = { shell = \"echo done\" }\n";
 
 /// A folder with `rb.toml` and `up.toml`.
 fn site() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("rb.toml"), RUNBOOK).unwrap();
-    std::fs::write(dir.path().join("up.toml"), UPGRADE).unwrap();
-    dir
+    common::site::folder("t", STEPS, "")
 }
 
 fn runbook(dir: &Path, args: &[&str]) -> Command {
@@ -218,13 +211,11 @@ fn the_sources_print_nothing_with_the_panicking_macros() {
 #[test]
 fn two_stores_in_one_folder_keep_their_own_record_files() {
     let dir = site();
-    let other = RUNBOOK
-        .replace("name = \"t\"", "name = \"other\"")
-        .replace("id = \"only\"", "id = \"another\"");
+    let other = common::site::runbook("other", &STEPS.replace("id = \"only\"", "id = \"another\""));
     std::fs::write(dir.path().join("rb-b.toml"), other).unwrap();
     std::fs::write(
         dir.path().join("up-b.toml"),
-        UPGRADE.replace("rb.toml", "rb-b.toml"),
+        common::site::UPGRADE.replace("rb.toml", "rb-b.toml"),
     )
     .unwrap();
     let a = runbook(dir.path(), &["run", "up.toml", "--yes", "--state", "a.db"])

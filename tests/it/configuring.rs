@@ -6,17 +6,13 @@
 use std::path::Path;
 
 use crate::common::run as runbook;
+use crate::common::site;
 
-const RUNBOOK: &str = "schema = 1\nname = \"saved\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n\
-[[steps]]\nid = \"a\"\nuses = \"exec\"\nwith = { shell = \"echo a >> log.txt\" }\n";
-const UPGRADE: &str =
-    "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n";
+const STEPS: &str =
+    "[[steps]]\nid = \"a\"\nuses = \"exec\"\nwith = { shell = \"echo a >> log.txt\" }\n";
 
 fn setup() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("rb.toml"), RUNBOOK).unwrap();
-    std::fs::write(dir.path().join("up.toml"), UPGRADE).unwrap();
-    dir
+    site::folder("saved", STEPS, "")
 }
 
 fn history(dir: &Path) -> serde_json::Value {
@@ -114,7 +110,7 @@ fn a_saved_configuration_whose_sources_changed_is_not_started() {
     );
     std::fs::write(
         dir.path().join("rb.toml"),
-        RUNBOOK.replace("echo a", "echo b"),
+        site::runbook("saved", &STEPS.replace("echo a", "echo b")),
     )
     .unwrap();
     let refused = runbook(dir.path(), &["resume", "--yes"]);

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 const STEPS: usize = 12;
 
-fn runbook_text() -> String {
-    let mut text =
-        String::from("schema = 1\nname = \"crash\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n");
+/// The steps of the runbook.
+fn steps() -> String {
+    let mut text = String::new();
     for i in 0..STEPS {
         // A small DAG: a chain with a parallel pair every third step.
         let needs = match i {
@@ -29,7 +29,7 @@ fn runbook_text() -> String {
     text
 }
 
-const UPGRADE: &str = "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n[decisions]\ninterrupted = \"rerun\"\n";
+const DECISIONS: &str = "[decisions]\ninterrupted = \"rerun\"\n";
 
 fn runbook(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = crate::common::command(dir);
@@ -120,9 +120,7 @@ fn every_step_runs_exactly_once_across_kills_at_many_moments() {
         .collect();
     let mut resumes = 0;
     for kills in schedules {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("rb.toml"), runbook_text()).unwrap();
-        std::fs::write(dir.path().join("up.toml"), UPGRADE).unwrap();
+        let dir = crate::common::site::folder("crash", &steps(), DECISIONS);
         upgrade_with_kills(dir.path(), &kills);
         assert_eq!(
             record_status(dir.path()).as_deref(),

@@ -31,7 +31,7 @@ use runbook::platform::sim::{SimPlatform, SimSummary};
 use runbook::store::{Event, Record, RecordId, RecordStatus, SqliteStore, StepRow, StepState};
 use runbook::version::Version;
 
-use crate::common::until;
+use crate::common::{self, until};
 
 mod exit_paths;
 mod seed_rules;
@@ -50,33 +50,15 @@ const PAUSE_AT_ONCE: &str = "tests/fixtures/e2e/downtime-pause-at-once.toml";
 // A folder to run upgrades in
 // ---------------------------------------------------------------------------
 
-/// A temporary folder holding copies of `examples/` and `runbooks/`, where
-/// `runbook` runs so that `.runbook/` lands there.
-struct Site {
-    dir: tempfile::TempDir,
-}
+/// A [`common::site::Site`] (copies of `examples/` and `runbooks/`) where
+/// `runbook` runs without the pinned clock, so that `.runbook/` lands there.
+struct Site(common::site::Site);
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        // A simulator or store left in the source tree by a manual run
-        // must not leak into the test.
-        if name == ".runbook" {
-            continue;
-        }
-        let path = entry.path();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&path, &to.join(&name));
-        } else {
-            std::fs::copy(&path, to.join(&name)).unwrap();
-        }
+impl std::ops::Deref for Site {
+    type Target = common::site::Site;
+    fn deref(&self) -> &common::site::Site {
+        &self.0
     }
-}
-
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A finished command.
@@ -190,24 +172,11 @@ impl Drop for Background {
 
 impl Site {
     fn new() -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        copy_dir(
-            &manifest_dir().join("examples"),
-            &dir.path().join("examples"),
-        );
-        copy_dir(
-            &manifest_dir().join("runbooks"),
-            &dir.path().join("runbooks"),
-        );
-        Site { dir }
-    }
-
-    fn path(&self, relative: impl AsRef<Path>) -> PathBuf {
-        self.dir.path().join(relative)
+        Site(common::site::Site::new())
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = crate::common::command(self.dir.path());
+        let mut cmd = common::command(self.dir.path());
         cmd.args(args);
         cmd
     }
@@ -303,7 +272,7 @@ impl Site {
             .find(|l| l.starts_with("runbook = "))
             .expect("the example names its runbook")
             .to_owned();
-        let site = manifest_dir().join(overlay);
+        let site = common::repo().join(overlay);
         let patched = text.replacen(
             &runbook_line,
             &format!("{runbook_line}\nsite = {:?}", site.display().to_string()),

@@ -22,10 +22,6 @@ mod unattended;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-const HEADER: &str = "schema = 1\nname = \"t\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n";
-const UPGRADE: &str =
-    "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n";
-
 /// Decisions for runs whose pauses the test answers from another terminal
 /// (unattended runs otherwise exit with code 5 at a pause).
 const WAIT_AT_PAUSES: &str = "[decisions]\non_pause = \"wait\"\npause_deadline = \"10m\"\n";
@@ -65,15 +61,8 @@ impl Site {
     /// A folder with `rb.toml` = the header and `steps`, and `up.toml` =
     /// the standard upgrade file followed by `upgrade_extra`.
     fn new(steps: &str, upgrade_extra: &str) -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("rb.toml"), format!("{HEADER}{steps}")).unwrap();
-        std::fs::write(
-            dir.path().join("up.toml"),
-            format!("{UPGRADE}{upgrade_extra}"),
-        )
-        .unwrap();
         Site {
-            dir,
+            dir: common::site::folder("t", steps, upgrade_extra),
             store: OnceCell::new(),
         }
     }

@@ -5,12 +5,7 @@ use std::process::Stdio;
 
 use crate::common::{alive, command, until};
 
-const RUNBOOK: &str = r#"schema = 1
-name = "stoppable"
-version = "1.0.0"
-mode = "downtime"
-
-[[steps]]
+const STEPS: &str = r#"[[steps]]
 id = "long"
 uses = "exec"
 with = { shell = "echo $$ > long.pid; exec sleep 60" }
@@ -34,13 +29,7 @@ on_stop = ["undo"]
 
 #[test]
 fn a_graceful_stop_terminates_the_running_program_and_runs_the_handlers() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("rb.toml"), RUNBOOK).unwrap();
-    std::fs::write(
-        dir.path().join("up.toml"),
-        "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n",
-    )
-    .unwrap();
+    let dir = crate::common::site::folder("stoppable", STEPS, "");
     let mut run = command(dir.path())
         .args(["run", "up.toml", "--yes"])
         .stdout(Stdio::null())

@@ -28,18 +28,14 @@ struct Site {
 
 impl Site {
     fn new(steps: &str) -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let runbook = format!(
-            "schema = 1\nname = \"ext\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n{steps}"
-        );
-        std::fs::write(dir.path().join("rb.toml"), runbook).unwrap();
-        let upgrade = format!(
-            "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n\n[plugins]\npath = [{:?}, {:?}]\n",
+        let plugins = format!(
+            "\n[plugins]\npath = [{:?}, {:?}]\n",
             fixtures().display().to_string(),
             repo().join("examples/plugins").display().to_string()
         );
-        std::fs::write(dir.path().join("up.toml"), upgrade).unwrap();
-        Site { dir }
+        Site {
+            dir: common::site::folder("ext", steps, &plugins),
+        }
     }
 
     fn path(&self) -> &Path {

@@ -110,17 +110,8 @@ async fn job(State(seen): State<Arc<Seen>>) -> Json<Value> {
 }
 
 fn site(addr: SocketAddr, steps: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let runbook = format!(
-        "schema = 1\nname = \"http\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n[vars]\nbase = \"http://{addr}\"\n\n{steps}"
-    );
-    std::fs::write(dir.path().join("rb.toml"), runbook).unwrap();
-    std::fs::write(
-        dir.path().join("up.toml"),
-        "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n",
-    )
-    .unwrap();
-    dir
+    let body = format!("[vars]\nbase = \"http://{addr}\"\n\n{steps}");
+    crate::common::site::folder("http", &body, "")
 }
 
 fn run(dir: &Path) -> Output {

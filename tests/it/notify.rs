@@ -27,19 +27,7 @@ const OK_STEP: &str = "[[steps]]\nid = \"work\"\nuses = \"exec\"\nwith = { argv 
 /// A folder with a one-step runbook (`steps`) and an upgrade file for it,
 /// `notify` appended to the upgrade file.
 fn site(steps: &str, notify: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let runbook = format!(
-        "schema = 1\nname = \"notify\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n{steps}"
-    );
-    std::fs::write(dir.path().join("rb.toml"), runbook).unwrap();
-    std::fs::write(
-        dir.path().join("up.toml"),
-        format!(
-            "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n\n{notify}"
-        ),
-    )
-    .unwrap();
-    dir
+    crate::common::site::folder("notify", steps, &format!("\n{notify}"))
 }
 
 /// An executable script in `dir`.

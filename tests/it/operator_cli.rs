@@ -15,8 +15,6 @@ use std::process::{Child, Command, Output, Stdio};
 use crate::common::until;
 use runbook::store::{Change, Record, RecordStatus, SqliteStore, StepRow, StepState};
 
-const HEADER: &str = "schema = 1\nname = \"t\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n";
-
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -91,14 +89,13 @@ impl Drop for Proc {
 
 impl Site {
     fn new(steps: &str) -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("rb.toml"), format!("{HEADER}{steps}")).unwrap();
-        let upgrade = format!(
-            "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n\n[plugins]\npath = [{:?}]\n",
+        let plugins = format!(
+            "\n[plugins]\npath = [{:?}]\n",
             repo().join("tests/fixtures/plugins").display().to_string()
         );
-        std::fs::write(dir.path().join("up.toml"), upgrade).unwrap();
-        Site { dir }
+        Site {
+            dir: common::site::folder("t", steps, &plugins),
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {

@@ -51,19 +51,15 @@ fn retry_with_an_item_backs_up_only_that_database_again() {
     let (good, late) = (format!("rb_good_{tag}"), format!("rb_late_{tag}"));
     let _dbs = Dbs(vec![good.clone(), late.clone()]);
     psql(&format!("CREATE DATABASE \"{good}\""));
-    let dir = tempfile::tempdir().unwrap();
-    let runbook_text = format!(
-        "schema = 1\nname = \"backup\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n\
-         [[steps]]\nid = \"backup\"\nuses = \"postgres.backup\"\non_failure = \"pause\"\n\
+    let steps = format!(
+        "[[steps]]\nid = \"backup\"\nuses = \"postgres.backup\"\non_failure = \"pause\"\n\
          with = {{ databases = [\"{good}\", \"{late}\"], host = \"127.0.0.1\", user = \"postgres\" }}\n"
     );
-    std::fs::write(dir.path().join("rb.toml"), runbook_text).unwrap();
-    std::fs::write(
-        dir.path().join("up.toml"),
-        "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n\
-         [decisions]\non_pause = \"wait\"\npause_deadline = \"10m\"\n",
-    )
-    .unwrap();
+    let dir = crate::common::site::folder(
+        "backup",
+        &steps,
+        "[decisions]\non_pause = \"wait\"\npause_deadline = \"10m\"\n",
+    );
     let mut runner = command(dir.path())
         .args(["run", "up.toml", "--yes"])
         .stdout(Stdio::null())

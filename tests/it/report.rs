@@ -5,20 +5,13 @@ use crate::common::run as runbook;
 
 #[test]
 fn a_closed_record_has_a_report_with_its_status_timeline_and_failures() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("rb.toml"),
-        "schema = 1\nname = \"r\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n\
-         [[steps]]\nid = \"first\"\nuses = \"exec\"\nwith = { shell = \"true\" }\n\n\
+    let dir = crate::common::site::folder(
+        "r",
+        "[[steps]]\nid = \"first\"\nuses = \"exec\"\nwith = { shell = \"true\" }\n\n\
          [[steps]]\nid = \"broken\"\nuses = \"exec\"\nneeds = [\"first\"]\non_failure = \"continue\"\n\
          with = { shell = \"echo 'bad | pipe' >&2; exit 3\" }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("up.toml"),
-        "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n",
-    )
-    .unwrap();
+        "",
+    );
     let run = runbook(dir.path(), &["run", "up.toml", "--yes"]);
     assert_eq!(
         run.status.code(),

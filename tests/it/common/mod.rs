@@ -21,6 +21,11 @@ const NOT_INHERITED: [&str; 4] = [
     "RUST_LOG",
 ];
 
+/// The repository (where `examples/`, `runbooks/` and `tests/fixtures/` are).
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
 /// A `runbook` command in `dir`, with no standard input. Tests run on
 /// parallel threads of one process: what a child needs in its environment
 /// is given with `Command::env`, never set in the process.

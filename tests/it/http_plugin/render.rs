@@ -19,8 +19,9 @@ markup = "<b>a|b</b> *x* {{vars.team}}"
 /// naming it, plus `files` (path, text) under the folder.
 fn site(steps: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let runbook = format!(
-        "schema = 1\nname = \"render\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n[inputs.contact]\ntype = \"email\"\n\n{VARS}\n{steps}"
+    let runbook = crate::common::site::runbook(
+        "render",
+        &format!("[inputs.contact]\ntype = \"email\"\n\n{VARS}\n{steps}"),
     );
     std::fs::write(dir.path().join("rb.toml"), runbook).unwrap();
     std::fs::create_dir(dir.path().join("sub")).unwrap();

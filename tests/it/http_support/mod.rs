@@ -16,7 +16,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 
-use crate::common::command;
+use crate::common::{self, command};
 
 /// `runbook sim serve` running in the background.
 pub struct Served {
@@ -99,39 +99,19 @@ impl Drop for Served {
     }
 }
 
-/// A temporary folder with copies of `examples/` and `runbooks/`.
-pub struct Site {
-    pub dir: tempfile::TempDir,
-}
+/// A [`common::site::Site`] whose commands run without the pinned clock.
+pub struct Site(common::site::Site);
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() == ".runbook" {
-            continue;
-        }
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
+impl std::ops::Deref for Site {
+    type Target = common::site::Site;
+    fn deref(&self) -> &common::site::Site {
+        &self.0
     }
 }
 
 impl Site {
     pub fn new() -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        for sub in ["examples", "runbooks"] {
-            copy_dir(&root.join(sub), &dir.path().join(sub));
-        }
-        Site { dir }
-    }
-
-    pub fn path(&self, relative: impl AsRef<Path>) -> PathBuf {
-        self.dir.path().join(relative)
+        Site(common::site::Site::new())
     }
 
     /// `runbook ARGS` here, to its end.

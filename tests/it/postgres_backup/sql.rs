@@ -18,18 +18,12 @@ use crate::common::{command, stderr};
 /// A folder with `rb.toml` (these steps) and `up.toml`, where the runbook
 /// runs against `db`.
 fn site(db: &TestDb, steps: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let runbook = format!(
-        "schema = 1\nname = \"sql\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n[vars]\ndb = \"{}\"\n\n{steps}",
-        db.name
-    );
-    std::fs::write(dir.path().join("rb.toml"), runbook).unwrap();
-    std::fs::write(
-        dir.path().join("up.toml"),
-        "runbook = \"rb.toml\"\ncurrent_version = \"5.0.0\"\ntarget_version = \"5.1.0\"\n\n[postgres]\nhost = \"127.0.0.1\"\nport = 5432\nuser = \"postgres\"\n",
+    let body = format!("[vars]\ndb = \"{}\"\n\n{steps}", db.name);
+    crate::common::site::folder(
+        "sql",
+        &body,
+        "\n[postgres]\nhost = \"127.0.0.1\"\nport = 5432\nuser = \"postgres\"\n",
     )
-    .unwrap();
-    dir
 }
 
 fn run(dir: &Path, env: &[(&str, &str)]) -> Output {
