@@ -1,17 +1,11 @@
 //! `runbook versions`: importing version configurations into the catalog,
 //! refusing invalid ones with every reason, replacing only when told.
 
-use crate::common::packages;
-
 use std::path::Path;
 
-use crate::common::{run, stderr};
+use crate::common::{packages, run, stderr, stdout};
 
 const MD5: &str = "0123456789abcdef0123456789abcdef";
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
@@ -151,7 +145,7 @@ fn an_existing_version_is_replaced_only_with_overwrite() {
 #[test]
 fn the_checked_in_example_imports() {
     let dir = tempfile::tempdir().unwrap();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/versions/V5.2.0.01.yaml");
+    let example = crate::common::repo().join("examples/versions/V5.2.0.01.yaml");
     let out = run(
         dir.path(),
         &["versions", "import", example.to_str().unwrap()],

@@ -2,18 +2,10 @@
 //! compatibility, data-update tasks, services, and the configuration
 //! package's verdicts; the `config.check` step runs the same checks.
 
-use crate::common::packages;
-
-use std::path::Path;
-
-use crate::common::{run, stderr};
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::common::{packages, run, stderr, stdout};
 
 fn examples() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+    crate::common::repo().join("examples")
 }
 
 /// A folder whose catalog has `version_yaml`, with a copy of an example upgrade file.

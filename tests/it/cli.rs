@@ -3,7 +3,7 @@
 
 use std::process::Output;
 
-use crate::common::command;
+use crate::common::{command, stderr};
 
 /// Runs the binary in a fresh folder, so that no `.runbook/` left behind in
 /// the source tree (by the README's main job, say) changes what it sees.
@@ -22,10 +22,6 @@ fn runbook(args: &[&str]) -> Output {
         .args(&args)
         .output()
         .expect("the runbook binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! names its cause, and the commands that only read still work on a full
 //! disk; two stores in one folder keep their record files apart.
 
-use crate::common;
+use crate::common::{self, stderr};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -29,10 +29,6 @@ fn dev_full() -> std::fs::File {
         .write(true)
         .open("/dev/full")
         .unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    common::stderr(out)
 }
 
 fn assert_code(out: &Output, code: i32, what: &str) {
@@ -197,10 +193,7 @@ fn the_sources_print_nothing_with_the_panicking_macros() {
         }
     }
     let mut found = Vec::new();
-    visit(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut found,
-    );
+    visit(&crate::common::repo().join("src"), &mut found);
     assert!(
         found.is_empty(),
         "use crate::outln!/errln!/errs! (console::print_out, console::print_err) instead:\n{}",

@@ -2,18 +2,12 @@
 //! packages, keeping a package and writing it back out, and a property test
 //! that no byte string makes the checker panic.
 
-use crate::common::packages;
-
 use std::path::Path;
 
-use crate::common::{run, stderr};
+use crate::common::{packages, run, stderr, stdout};
 use proptest::prelude::*;
 
 const V: &str = "V5.2.0.01";
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A folder with the catalog holding V5.2.0.01 whose template MD5 is the test template's.
 fn catalog() -> tempfile::TempDir {

@@ -7,7 +7,8 @@
 
 use std::path::Path;
 
-use crate::http_support::{Served, Site, files};
+use crate::common::files;
+use crate::http_support::{Served, Site};
 use runbook::platform::sim::{SimPlatform, SimSummary};
 use runbook::store::SqliteStore;
 use serde_json::{Value, json};

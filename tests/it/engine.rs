@@ -15,7 +15,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common;
+use crate::common::site::hold;
+use crate::common::{self, stderr, stdout};
 use runbook::store::{Event, Record, RecordStatus, SqliteStore, StepRow, StepState};
 
 mod unattended;
@@ -26,11 +27,6 @@ const DEADLINE: Duration = Duration::from_secs(20);
 /// (unattended runs otherwise exit with code 5 at a pause).
 const WAIT_AT_PAUSES: &str = "[decisions]\non_pause = \"wait\"\npause_deadline = \"10m\"\n";
 
-/// A step body that waits until the test creates the flag file `name`.
-fn hold(name: &str) -> String {
-    format!("while [ ! -f {name} ]; do sleep 0.05; done")
-}
-
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
@@ -38,14 +34,6 @@ fn hold(name: &str) -> String {
 /// Polls `f` (see [`common::until_within`]); panics after [`DEADLINE`].
 fn eventually<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
     common::until_within(DEADLINE, what, f)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// One upgrade folder: the runbook, the upgrade file, the default state

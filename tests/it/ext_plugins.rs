@@ -8,13 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
 use crate::common;
-use crate::common::{alive, command, stderr, until};
+use crate::common::{alive, command, repo, stderr, until};
 
 use runbook::store::{SqliteStore, StepRow, StepState};
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn fixtures() -> PathBuf {
     repo().join("tests/fixtures/plugins")
@@ -47,14 +43,7 @@ impl Site {
     }
 
     fn step(&self, id: &str) -> StepRow {
-        let store = SqliteStore::open(self.path().join(".runbook/state.db")).unwrap();
-        let record = store.history().unwrap()[0].id;
-        store
-            .steps(record)
-            .unwrap()
-            .into_iter()
-            .find(|s| s.step == id)
-            .unwrap()
+        common::step_row(self.path(), id).unwrap()
     }
 
     fn log(&self, step: &str) -> String {

@@ -1,13 +1,11 @@
 //! Hostile packages and files: each is refused with a clear error, and
 //! nothing is written anywhere but the state store in the test's folder.
 
-use crate::common::packages;
-
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::common::{run, stderr};
+use crate::common::{packages, run, stderr};
 use zip::write::SimpleFileOptions;
 
 const V: &str = "V5.2.0.01";

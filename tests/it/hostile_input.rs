@@ -2,12 +2,10 @@
 //! first cases): each is refused with a short, located message, quickly,
 //! without a panic, and without echoing the process's secrets.
 
-use crate::common::packages;
-
 use std::path::Path;
 use std::process::Output;
 
-use crate::common::{command, stderr};
+use crate::common::{command, packages, stderr};
 
 fn write(dir: &Path, name: &str, text: impl AsRef<[u8]>) {
     std::fs::write(dir.join(name), text).unwrap();
@@ -18,14 +16,12 @@ fn validate(dir: &Path, file: &str) -> Output {
 }
 
 fn zero_downtime(dir: &Path, segments: &str) {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks/zero-downtime.toml"),
-    )
-    .unwrap()
-    .replace(
-        "same_leading_segments = 3",
-        &format!("same_leading_segments = {segments}"),
-    );
+    let text = std::fs::read_to_string(crate::common::repo().join("runbooks/zero-downtime.toml"))
+        .unwrap()
+        .replace(
+            "same_leading_segments = 3",
+            &format!("same_leading_segments = {segments}"),
+        );
     write(dir, "rb.toml", text);
 }
 

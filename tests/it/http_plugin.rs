@@ -16,10 +16,10 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::common;
-use crate::common::{command, stderr, until};
+use crate::common::{all_text, command, state_and_detail, stderr, until};
 mod render;
 
-use runbook::store::{SqliteStore, StepState};
+use runbook::store::StepState;
 
 const TOKEN: &str = "s3cret-token-4242";
 
@@ -122,39 +122,13 @@ fn run(dir: &Path) -> Output {
         .unwrap()
 }
 
-fn detail(dir: &Path, step: &str) -> (StepState, String) {
-    let store = SqliteStore::open(dir.join(".runbook/state.db")).unwrap();
-    let record = store.history().unwrap()[0].id;
-    let row = store
-        .steps(record)
-        .unwrap()
-        .into_iter()
-        .find(|s| s.step == step)
-        .unwrap();
-    (row.state, row.detail.unwrap_or_default())
-}
-
 fn failure(addr: SocketAddr, steps: &str) -> String {
     let dir = site(addr, steps);
     let out = run(dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let (state, detail) = detail(dir.path(), "call");
+    let (state, detail) = state_and_detail(dir.path(), "call");
     assert_eq!(state, StepState::Failed);
     detail
-}
-
-/// Every file under `dir`, as text.
-fn all_text(dir: &Path) -> String {
-    let mut out = String::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.push_str(&all_text(&path));
-        } else {
-            out.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
-        }
-    }
-    out
 }
 
 #[test]
@@ -346,7 +320,7 @@ fn a_graceful_stop_ends_polling() {
     assert_eq!(stop.status.code(), Some(0), "{}", stderr(&stop));
     let status = until("the run to end", || child.try_wait().unwrap());
     assert_eq!(status.code(), Some(3));
-    assert_eq!(detail(dir.path(), "call").0, StepState::Stopped);
+    assert_eq!(state_and_detail(dir.path(), "call").0, StepState::Stopped);
 }
 
 #[test]

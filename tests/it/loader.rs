@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use crate::common::repo;
+
 use proptest::prelude::*;
 use runbook::diag::Diags;
 use runbook::plan::resolve::PlanContext;
@@ -1134,10 +1136,6 @@ proptest! {
 // ---------------------------------------------------------------------------
 // 14. The shipped runbooks
 // ---------------------------------------------------------------------------
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn step_ids(runbook: &Runbook) -> Vec<&str> {
     runbook.steps.iter().map(|s| s.step.id.as_str()).collect()

@@ -12,17 +12,9 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use crate::common::until;
+use crate::common::site::hold;
+use crate::common::{repo, stderr, stdout, until};
 use runbook::store::{Change, Record, RecordStatus, SqliteStore, StepRow, StepState};
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A step body that waits until the test creates the flag file `name`.
-fn hold(name: &str) -> String {
-    format!("while [ ! -f {name} ]; do sleep 0.05; done")
-}
 
 /// An upgrade folder: `rb.toml` (the header and `steps`), `up.toml` (with
 /// the test plugins on its plugin path) and the default store.
@@ -140,19 +132,14 @@ impl Site {
     }
 
     fn step(&self, id: &str) -> Option<StepRow> {
-        let store = self.store();
-        let record = store.history().unwrap().first()?.id;
-        store
-            .steps(record)
-            .unwrap()
-            .into_iter()
-            .find(|s| s.step == id)
+        common::step_row(self.dir.path(), id)
     }
 
     fn wait_state(&self, id: &str, state: StepState) {
         until(&format!("step `{id}` to be {state}"), || {
-            let exists = self.path(".runbook/state.db").exists();
-            (exists && self.step(id).is_some_and(|s| s.state == state)).then_some(())
+            self.step(id)
+                .is_some_and(|s| s.state == state)
+                .then_some(())
         });
     }
 
@@ -162,14 +149,6 @@ impl Site {
             (!text.trim().is_empty()).then(|| text.trim().to_owned())
         })
     }
-}
-
-fn stderr(out: &Output) -> String {
-    common::stderr(out)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn assert_code(out: &Output, code: i32, what: &str) {

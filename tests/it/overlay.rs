@@ -1,8 +1,6 @@
 //! Site overlays: patching base steps field by field, adding and removing
 //! steps, origin labels, chains of overlays and the errors in `extends`.
 
-use std::path::Path;
-
 use runbook::diag::Diags;
 use runbook::runbook::Runbook;
 use runbook::runbook::model::OnFailure;
@@ -871,7 +869,7 @@ fn removing_a_step_the_base_does_not_have() {
 
 #[test]
 fn example_site_adds_patches_and_removes() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = crate::common::repo();
     let rb = runbook::plugins::catalogue::load("runbooks/sites/example.toml", repo)
         .unwrap_or_else(|d| panic!("{d}"));
     let base = runbook::plugins::catalogue::load("semi-downtime@1", repo)

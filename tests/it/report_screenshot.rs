@@ -104,7 +104,7 @@ fn chromium_renders_the_html_report_with_its_charts() {
         assert!(n > least, "only {n} pixels of the {name} colour");
     }
     if std::env::var_os("RUNBOOK_UPDATE_SCREENSHOT").is_some() {
-        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+        let docs = crate::common::repo().join("docs");
         std::fs::create_dir_all(&docs).unwrap();
         std::fs::copy(&png, docs.join("report.png")).unwrap();
     }

@@ -1,12 +1,15 @@
 //! Helpers the test modules share: [`command`] is the one way to start
-//! the binary, [`until`] the one polling loop.
+//! the binary, [`until`] the one polling loop; the rest read what the
+//! binary left: outputs, processes, the store, files.
 
 pub mod packages;
 pub mod site;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use runbook::store::{SqliteStore, StepRow, StepState};
 
 /// The binary under test (for the command lines of `script` and tmux;
 /// everything else starts it with [`command`]).
@@ -44,6 +47,11 @@ pub fn run(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("the runbook binary runs")
+}
+
+/// Standard output as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Standard error as text.
@@ -84,4 +92,51 @@ pub fn alive(pid: i32) -> bool {
             .and_then(|r| r.trim_start().chars().next());
         state != Some('Z') && state != Some('X')
     })
+}
+
+/// Step `id` of the newest record in the default store under `dir`
+/// (`.runbook/state.db`); `None` before the store, the record or the step
+/// exists (it never creates the store); a store that fails to read fails
+/// the test.
+pub fn step_row(dir: &Path, id: &str) -> Option<StepRow> {
+    let path = dir.join(".runbook/state.db");
+    if !path.exists() {
+        return None;
+    }
+    let store = SqliteStore::open(path).unwrap();
+    let record = store.history().unwrap().first()?.id;
+    store
+        .steps(record)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.step == id)
+}
+
+/// The state of step `id` (of the newest record under `dir`, which must
+/// have it) and its detail, `""` without one.
+pub fn state_and_detail(dir: &Path, id: &str) -> (StepState, String) {
+    let row = step_row(dir, id).unwrap_or_else(|| panic!("no step `{id}` in the store"));
+    (row.state, row.detail.unwrap_or_default())
+}
+
+/// Every file under `dir`, recursively.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Every file under `dir`, as text, one after the other.
+pub fn all_text(dir: &Path) -> String {
+    files(dir)
+        .iter()
+        .map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned())
+        .collect()
 }

@@ -1,6 +1,5 @@
 //! Version files and configuration packages built in code for the tests
 //! (`crate::common::packages`).
-#![allow(dead_code)]
 
 use std::io::Write;
 

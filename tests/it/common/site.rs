@@ -22,6 +22,12 @@ pub fn runbook(name: &str, body: &str) -> String {
     format!("schema = 1\nname = \"{name}\"\nversion = \"1.0.0\"\nmode = \"downtime\"\n\n{body}")
 }
 
+/// A step body that waits until the test creates the flag file `name`
+/// (in the folder the step runs in).
+pub fn hold(name: &str) -> String {
+    format!("while [ ! -f {name} ]; do sleep 0.05; done")
+}
+
 /// A temporary folder with `rb.toml`, [`runbook`]`(name, body)`, and
 /// `up.toml`, [`UPGRADE`] followed by `upgrade_tail` as it is.
 pub fn folder(name: &str, body: &str, upgrade_tail: &str) -> tempfile::TempDir {

@@ -7,8 +7,7 @@ use std::path::Path;
 
 use runbook::store::StepState;
 
-use super::detail;
-use crate::common::{run as runbook, stderr};
+use crate::common::{run as runbook, state_and_detail, stderr};
 
 const VARS: &str = r#"[vars]
 team = "ops"
@@ -146,7 +145,7 @@ with = { output = "bad.md", template = "bad.md.hbs" }
     let out = run(dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(record_file(dir.path(), "good.md"), "# 5.1.0\n");
-    let (state, detail) = detail(dir.path(), "bad");
+    let (state, detail) = state_and_detail(dir.path(), "bad");
     assert_eq!(state, StepState::Failed);
     let file = dir.path().join("sub/bad.md.hbs");
     assert_eq!(

@@ -2,8 +2,6 @@
 //! serve` as a child process, a folder to run upgrades in, and a proxy
 //! that injects faults (error statuses, slow answers, dropped
 //! connections) between `runbook` and the server.
-// Each test crate uses a different subset of these.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -25,7 +23,8 @@ pub struct Served {
     pub url: String,
     /// The token it printed.
     pub token: String,
-    /// Everything it printed on standard output.
+    /// Everything it printed on standard output (no test reads it yet).
+    #[allow(dead_code)]
     pub banner: String,
     /// Its standard error.
     pub stderr: PathBuf,
@@ -139,20 +138,6 @@ impl Site {
     }
 }
 
-/// Every file under `dir`, recursively.
-pub fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 // ---------------------------------------------------------------------------
 // The fault-injecting proxy
 // ---------------------------------------------------------------------------
@@ -190,8 +175,12 @@ struct Counters {
 /// A proxy in front of the server, running on its own runtime.
 pub struct Proxy {
     pub url: String,
+    /// The rules it was started with (no test reads them back yet).
+    #[allow(dead_code)]
     rules: Vec<Rule>,
     counters: Arc<Mutex<Counters>>,
+    /// Held, never read: dropping it stops the proxy.
+    #[allow(dead_code)]
     runtime: tokio::runtime::Runtime,
 }
 

@@ -9,11 +9,11 @@ use std::process::Output;
 
 use runbook::plugins::executor::{Executor, Outcome};
 use runbook::plugins::sql::Sql;
-use runbook::store::{SqliteStore, StepState};
+use runbook::store::StepState;
 use serde_json::json;
 
 use super::{PATIENCE, Step, TableLock, TestDb, error_of, eventually, outputs_of, psql};
-use crate::common::{command, stderr};
+use crate::common::{all_text, command, state_and_detail, stderr};
 
 /// A folder with `rb.toml` (these steps) and `up.toml`, where the runbook
 /// runs against `db`.
@@ -33,32 +33,6 @@ fn run(dir: &Path, env: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().unwrap()
-}
-
-fn step_row(dir: &Path, step: &str) -> (StepState, String) {
-    let store = SqliteStore::open(dir.join(".runbook/state.db")).unwrap();
-    let record = store.history().unwrap()[0].id;
-    let row = store
-        .steps(record)
-        .unwrap()
-        .into_iter()
-        .find(|s| s.step == step)
-        .unwrap();
-    (row.state, row.detail.unwrap_or_default())
-}
-
-/// Every file under `dir`, as text.
-fn all_text(dir: &Path) -> String {
-    let mut out = String::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.push_str(&all_text(&path));
-        } else {
-            out.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
-        }
-    }
-    out
 }
 
 fn table_exists(db: &TestDb, table: &str) -> bool {
@@ -125,7 +99,7 @@ with = { database = "{{vars.db}}", statements = ["CREATE TABLE kept (id int)", "
     );
     let out = run(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let (state, detail) = step_row(dir.path(), "migrate");
+    let (state, detail) = state_and_detail(dir.path(), "migrate");
     assert_eq!(state, StepState::Failed);
     assert_eq!(
         detail,
@@ -157,8 +131,8 @@ with = { database = "{{vars.db}}", password_env = "RB_SQL_PASSWORD", statements 
     );
     let out = run(dir.path(), &[("RB_SQL_PASSWORD", SECRET)]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert_eq!(step_row(dir.path(), "q").0, StepState::Succeeded);
-    assert_eq!(step_row(dir.path(), "bad").0, StepState::Failed);
+    assert_eq!(state_and_detail(dir.path(), "q").0, StepState::Succeeded);
+    assert_eq!(state_and_detail(dir.path(), "bad").0, StepState::Failed);
     let everything = format!(
         "{}{}{}",
         all_text(&dir.path().join(".runbook")),
@@ -407,6 +381,10 @@ fn every_listed_plugin_has_an_executor_and_sql_and_render_run_alone() {
         let dir = site(&db, &format!("[[steps]]\nid = \"{id}\"\n{step}\n"));
         let out = run(dir.path(), &[]);
         assert_eq!(out.status.code(), Some(0), "{step}: {}", stderr(&out));
-        assert_eq!(step_row(dir.path(), id).0, StepState::Succeeded, "{step}");
+        assert_eq!(
+            state_and_detail(dir.path(), id).0,
+            StepState::Succeeded,
+            "{step}"
+        );
     }
 }
