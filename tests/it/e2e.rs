@@ -716,9 +716,10 @@ fn the_main_jobs_event_stream_is_unchanged() {
             seen.push('\n');
         }
     }
-    let golden =
-        std::fs::read_to_string(manifest_dir().join("tests/fixtures/e2e/main-job.events.jsonl"))
-            .unwrap();
+    let golden = std::fs::read_to_string(
+        crate::common::repo().join("tests/fixtures/e2e/main-job.events.jsonl"),
+    )
+    .unwrap();
     if seen != golden {
         let first = seen
             .lines()
@@ -740,8 +741,8 @@ fn the_main_jobs_event_stream_is_unchanged() {
 #[test]
 fn a_journal_written_before_typed_events_resumes_and_reports() {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(
-        &manifest_dir().join("tests/fixtures/old-journal"),
+    crate::common::site::copy_dir(
+        &crate::common::repo().join("tests/fixtures/old-journal"),
         dir.path(),
     );
     // Kept as `runbook-state/` so that nothing takes it for a stray store.

@@ -51,7 +51,7 @@ pub struct Site {
 
 /// Copies `from` to `to`, leaving out any `.runbook/` (a simulator or store
 /// left in the source tree by a manual run must not leak into a test).
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
