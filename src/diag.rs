@@ -404,6 +404,24 @@ impl From<Diag> for Diags {
     }
 }
 
+/// An error and its sources (`source()`, all the way down) on one line, so
+/// a cause such as "No space left on device" is always shown.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        // Errors that already say their cause (the state store's) are not
+        // repeated.
+        let said = s.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = s.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -129,7 +129,7 @@ fn open_store(state: &Path) -> Result<SqliteStore, u8> {
 
 /// Prints a store error with its causes; the exit code for it.
 pub fn store_error(e: &StoreError) -> u8 {
-    crate::errln!("error: {}", crate::platform::sim::error_chain(e));
+    crate::errln!("error: {}", crate::diag::error_chain(e));
     match e {
         StoreError::VersionExists { .. } | StoreError::NewerFormat { .. } => exit::BAD_INPUT,
         _ => exit::INTERNAL,

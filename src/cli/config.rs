@@ -138,7 +138,7 @@ fn ask_simulator(path: &Path) -> Online {
     }
     let platform = match crate::platform::sim::SimPlatform::open(path) {
         Ok(p) => p,
-        Err(e) => return Online::Unavailable(crate::platform::sim::error_chain(&e)),
+        Err(e) => return Online::Unavailable(crate::diag::error_chain(&e)),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -61,7 +61,7 @@ pub fn serve(args: ServeArgs) -> u8 {
     let platform = match open_or_create(&args.state) {
         Ok(p) => p,
         Err(e) => {
-            crate::errln!("error: {}", sim::error_chain(&e));
+            crate::errln!("error: {}", crate::diag::error_chain(&e));
             return exit::BAD_INPUT;
         }
     };

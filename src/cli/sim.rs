@@ -204,7 +204,7 @@ fn sim_show_after(result: Result<SimPlatform, SimError>) -> u8 {
 }
 
 fn sim_error(e: &SimError) -> u8 {
-    crate::errln!("error: {}", sim::error_chain(e));
+    crate::errln!("error: {}", crate::diag::error_chain(e));
     match e {
         SimError::Missing { .. } | SimError::TooNew { .. } | SimError::Parse { .. } => {
             exit::BAD_INPUT

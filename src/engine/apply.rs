@@ -24,9 +24,6 @@ use crate::upgrade::Interrupted;
 /// How long `on_pause = "wait"` waits by default.
 pub const DEFAULT_PAUSE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
-/// The default state store, relative to the working folder.
-pub const DEFAULT_STATE: &str = ".runbook/state.db";
-
 /// How to run.
 pub struct RunOptions {
     /// The state store file.
@@ -98,21 +95,7 @@ impl From<StoreError> for RunError {
     }
 }
 
-/// The folder of a record's files (logs, exec receipts, process groups,
-/// backups, reports), beside its store: `records/ID` for a store named
-/// `state.db` (the default `.runbook/state.db`), `STEM.records/ID` for any
-/// other name (`a.db` → `a.records/ID`), so that two stores in one folder
-/// never share (and overwrite) each other's record files.
-pub fn record_dir(state: &Path, record: RecordId) -> PathBuf {
-    let root = state.parent().unwrap_or(Path::new("."));
-    let records = match (state.file_name(), state.file_stem()) {
-        (Some(name), Some(stem)) if name != "state.db" => {
-            format!("{}.records", stem.to_string_lossy())
-        }
-        _ => "records".to_owned(),
-    };
-    root.join(records).join(record.to_string())
-}
+pub use crate::store::layout::{DEFAULT_STATE, record_dir};
 
 /// Applies a plan: checks it still matches its sources and that an
 /// unattended run has every decision, creates the record (taking the

@@ -75,7 +75,7 @@ pub fn open(
             };
             opened
                 .map(|p| Arc::new(p) as Arc<dyn Platform>)
-                .map_err(|e| PlatformError::unavailable(sim::error_chain(&e)))
+                .map_err(|e| PlatformError::unavailable(crate::diag::error_chain(&e)))
         }
         PlatformKind::Http => {
             let client = http::HttpPlatform::new(http::config::settings(config)?)?;

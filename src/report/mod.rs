@@ -466,7 +466,7 @@ pub fn path(state: &Path, id: RecordId, format: Format) -> PathBuf {
         Format::Markdown => "report.md",
         Format::Html => "report.html",
     };
-    crate::engine::apply::record_dir(state, id).join(name)
+    crate::store::layout::record_dir(state, id).join(name)
 }
 
 /// Renders the report of `id` in both formats and writes them next to

@@ -9,6 +9,7 @@
 mod api;
 mod error;
 mod history;
+pub mod layout;
 mod model;
 pub mod process;
 mod sqlite;

@@ -188,3 +188,45 @@ fn modules_use_only_the_layers_below_them() {
         "these edges are gone: remove them from KNOWN_WRONG: {gone:?}"
     );
 }
+
+/// Edges the layer order allows but the design does not: `(from, to)`
+/// module-path prefixes. The platform's HTTP side speaks to any platform,
+/// never to the simulator; the report reads the store, not the engine.
+const FORBIDDEN: &[(&str, &str)] = &[("platform::http", "platform::sim"), ("report", "engine")];
+
+#[test]
+fn no_module_reaches_where_the_design_says_it_must_not() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    let mut dirs = vec![src.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut wrong = Vec::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let here = module_path(relative).join("::");
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            for (from, to) in FORBIDDEN {
+                let from_here = here == *from || here.starts_with(&format!("{from}::"));
+                if from_here && code.contains(&format!("crate::{to}")) {
+                    wrong.push(format!(
+                        "src/{}:{}: `{here}` uses `{to}`",
+                        relative.display(),
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

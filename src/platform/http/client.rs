@@ -22,7 +22,7 @@ use super::endpoints::{Method, Op};
 use super::openapi::IDEMPOTENCY_KEY;
 use super::token::Token;
 use super::wire::ErrorBody;
-use crate::platform::sim::error_chain;
+use crate::diag::error_chain;
 use crate::platform::{PlatformError, PlatformResult};
 
 /// How to reach the API and how patiently.

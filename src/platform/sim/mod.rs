@@ -31,6 +31,7 @@ pub use settings::{DEFAULT_STATE, DEFAULT_VERSION, FAULT_KINDS, Fault, SimSettin
 pub use state::{FORMAT, SimState};
 pub use summary::SimSummary;
 
+use crate::diag::error_chain;
 use crate::platform::{PlatformError, PlatformResult};
 
 /// Why the simulator's state could not be created, read or written.
@@ -317,22 +318,4 @@ fn load(path: &Path) -> Result<SimState, SimError> {
         });
     }
     serde_json::from_slice(&bytes).map_err(parse)
-}
-
-/// An error and its sources on one line, for messages that cross into a
-/// `PlatformError`.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        // Errors that already say their cause (the state store's) are not
-        // repeated.
-        let said = s.to_string();
-        if !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        source = s.source();
-    }
-    text
 }
