@@ -19,7 +19,8 @@ use super::sqlite::{CatalogEntry, Imported, KeptPackage, SqliteStore};
 
 /// A state store.
 pub trait Store: Send + Sync {
-    /// The database file.
+    /// Where the store is on this machine; each record's files (logs,
+    /// receipts, reports) are laid out beside it (see [`super::layout`]).
     fn path(&self) -> &Path;
 
     /// Creates a record, which takes the active-upgrade lock.

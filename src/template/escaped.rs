@@ -86,15 +86,11 @@ pub fn render_limited(
     context: &impl Serialize,
     limit: usize,
 ) -> Result<String, TemplateError> {
-    let max = super::MAX_TEMPLATE_BYTES as usize;
-    if text.len() > max {
-        // Compiling grows with the square of the length (see MAX_TEMPLATE_BYTES).
+    // Compiling grows with the square of the length (see MAX_TEMPLATE_BYTES).
+    if let Some(message) = super::too_long(text, super::Origin::File) {
         return Err(TemplateError {
             place: name.to_owned(),
-            message: format!(
-                "the template is {} bytes, more than the limit of {max}",
-                text.len()
-            ),
+            message,
             hint: "split the template, or move long fixed text out of it".into(),
         });
     }

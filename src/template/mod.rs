@@ -63,20 +63,28 @@ impl std::io::Write for Limited {
     }
 }
 
-fn too_long(text: &str, limit: usize) -> Option<String> {
-    (text.len() > limit).then(|| {
-        if limit == MAX_FIELD_TEMPLATE_BYTES {
+/// Where a template is written, which sets how long it may be.
+#[derive(Clone, Copy)]
+pub(crate) enum Origin {
+    /// A runbook value (a parameter, a `when`).
+    Value,
+    /// A template file, or a `render` step's template.
+    File,
+}
+
+/// Why `text` is too long to compile, if it is.
+pub(crate) fn too_long(text: &str, origin: Origin) -> Option<String> {
+    let n = text.len();
+    match origin {
+        Origin::Value => (n > MAX_FIELD_TEMPLATE_BYTES).then(|| {
             format!(
-                "the template is {} bytes, more than the limit of {limit} for one value; move long text into a template file",
-                text.len()
+                "the template is {n} bytes, more than the limit of {MAX_FIELD_TEMPLATE_BYTES} for one value; move long text into a template file"
             )
-        } else {
-            format!(
-                "the template is {} bytes, more than the limit of {limit} for a template file",
-                text.len()
-            )
-        }
-    })
+        }),
+        Origin::File => (n as u64 > MAX_TEMPLATE_BYTES).then(|| {
+            format!("the template is {n} bytes, more than the limit of {MAX_TEMPLATE_BYTES}")
+        }),
+    }
 }
 
 /// A registry for rendering runbook values: strict, no HTML escaping (these
@@ -93,7 +101,7 @@ pub fn registry() -> Handlebars<'static> {
 /// The template must be at most [`MAX_FIELD_TEMPLATE_BYTES`] long and
 /// render to at most [`MAX_RENDERED_BYTES`].
 pub fn render(hb: &Handlebars<'_>, text: &str, context: &impl Serialize) -> Result<String, String> {
-    render_within(hb, text, context, MAX_FIELD_TEMPLATE_BYTES)
+    render_within(hb, text, context, Origin::Value)
 }
 
 /// Renders a template read from a file (the announcement), which may be
@@ -104,16 +112,16 @@ pub fn render_file(
     text: &str,
     context: &impl Serialize,
 ) -> Result<String, String> {
-    render_within(hb, text, context, MAX_TEMPLATE_BYTES as usize)
+    render_within(hb, text, context, Origin::File)
 }
 
 fn render_within(
     hb: &Handlebars<'_>,
     text: &str,
     context: &impl Serialize,
-    max_template: usize,
+    origin: Origin,
 ) -> Result<String, String> {
-    if let Some(why) = too_long(text, max_template) {
+    if let Some(why) = too_long(text, origin) {
         return Err(why);
     }
     let mut out = Limited::new(MAX_RENDERED_BYTES);
@@ -187,16 +195,16 @@ pub struct Reference {
 /// `#each` and `#with` blocks are relative to the block's value and are
 /// left out; `this` and `@` locals are never references.
 pub fn references(text: &str) -> Result<Vec<Reference>, String> {
-    references_within(text, MAX_FIELD_TEMPLATE_BYTES)
+    references_within(text, Origin::Value)
 }
 
 /// [`references`] of a template read from a file (up to [`MAX_TEMPLATE_BYTES`]).
 pub fn file_references(text: &str) -> Result<Vec<Reference>, String> {
-    references_within(text, MAX_TEMPLATE_BYTES as usize)
+    references_within(text, Origin::File)
 }
 
-fn references_within(text: &str, max_template: usize) -> Result<Vec<Reference>, String> {
-    if let Some(why) = too_long(text, max_template) {
+fn references_within(text: &str, origin: Origin) -> Result<Vec<Reference>, String> {
+    if let Some(why) = too_long(text, origin) {
         return Err(why);
     }
     let template = Template::compile(text).map_err(|e| e.to_string())?;

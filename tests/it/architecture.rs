@@ -9,7 +9,7 @@
 //! list only shrinks.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The top-level modules, lowest first, grouped into the layers the README
 /// shows. A module may use the modules before it, never those after.
@@ -100,8 +100,9 @@ fn targets(line: &str, here: &[String]) -> Vec<String> {
     found
 }
 
-/// Every `(from, to)` edge between top-level modules, with one place each.
-fn edges() -> BTreeMap<(String, String), String> {
+/// Every file under `src/`: its path relative to `src/`, its module path
+/// and its text.
+fn sources() -> Vec<(PathBuf, Vec<String>, String)> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     let mut dirs = vec![src.clone()];
@@ -115,14 +116,24 @@ fn edges() -> BTreeMap<(String, String), String> {
             }
         }
     }
+    files
+        .into_iter()
+        .map(|file| {
+            let relative = file.strip_prefix(&src).unwrap().to_path_buf();
+            let here = module_path(&relative);
+            let text = std::fs::read_to_string(&file).unwrap();
+            (relative, here, text)
+        })
+        .collect()
+}
+
+/// Every `(from, to)` edge between top-level modules, with one place each.
+fn edges() -> BTreeMap<(String, String), String> {
     let mut edges = BTreeMap::new();
-    for file in files {
-        let relative = file.strip_prefix(&src).unwrap();
-        let here = module_path(relative);
+    for (relative, here, text) in sources() {
         let Some(from) = here.first().cloned() else {
             continue; // lib.rs and main.rs declare, they do not depend
         };
-        let text = std::fs::read_to_string(&file).unwrap();
         for (n, line) in text.lines().enumerate() {
             for to in targets(line, &here) {
                 let to = MACROS
@@ -196,24 +207,9 @@ const FORBIDDEN: &[(&str, &str)] = &[("platform::http", "platform::sim"), ("repo
 
 #[test]
 fn no_module_reaches_where_the_design_says_it_must_not() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    let mut dirs = vec![src.clone()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                files.push(path);
-            }
-        }
-    }
     let mut wrong = Vec::new();
-    for file in files {
-        let relative = file.strip_prefix(&src).unwrap();
-        let here = module_path(relative).join("::");
-        let text = std::fs::read_to_string(&file).unwrap();
+    for (relative, here, text) in sources() {
+        let here = here.join("::");
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or_default();
             for (from, to) in FORBIDDEN {
